@@ -1,0 +1,83 @@
+"""The asyncio session store: the same methods as :class:`SessionStore`, awaitable."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio
+import redis.exceptions
+
+from .api import StoreAPI
+from .connection import REDIS_ERRORS, ConnectOptions, describe_target, map_error, async_client
+from .plans import Commands, Plan, Script
+from .policy import Policy
+from .scripts import all_scripts
+
+
+class AsyncSessionStore(StoreAPI):
+    """Sessions in Redis for asyncio apps (ASGI). Methods return awaitables."""
+
+    def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "", policy: Policy | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        self._setup(prefix, policy, clock)
+        self.client = client
+        self._scripts = {name: client.register_script(src) for name, src in all_scripts().items()}
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "", policy: Policy | None = None,
+                 clock: Callable[[], float] | None = None, options: ConnectOptions | None = None
+                 ) -> AsyncSessionStore:
+        return cls(async_client(url, options), prefix=prefix, policy=policy, clock=clock)
+
+    async def _execute(self, request: Script | Commands) -> Any:
+        if isinstance(request, Script):
+            return await self._scripts[request.name](keys=request.keys, args=request.args)
+        if len(request.commands) == 1:
+            try:
+                return [await self.client.execute_command(*request.commands[0])]
+            except redis.exceptions.ResponseError as exc:
+                return [exc]
+        pipe = self.client.pipeline(transaction=False)
+        for cmd in request.commands:
+            pipe.execute_command(*cmd)
+        return await pipe.execute(raise_on_error=False)
+
+    async def _drive(self, plan: Plan, request: Script | Commands) -> Any:
+        try:
+            while True:
+                try:
+                    reply = await self._execute(request)
+                except redis.exceptions.ResponseError as exc:
+                    request = plan.throw(exc)
+                else:
+                    request = plan.send(reply)
+        except StopIteration as stop:
+            return stop.value
+        except REDIS_ERRORS as exc:
+            raise map_error(exc) from exc
+
+    def _run(self, plan: Plan) -> Any:
+        # Plans validate their arguments before their first yield: run that part now so
+        # bad input raises at the call, like the sync store, not only when awaited.
+        try:
+            first = next(plan)
+        except StopIteration as stop:
+            return _done(stop.value)
+        return self._drive(plan, first)
+
+    def target(self) -> dict[str, Any]:
+        return describe_target(self.client)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def __aenter__(self) -> AsyncSessionStore:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+async def _done(value: Any) -> Any:
+    return value

@@ -1,0 +1,112 @@
+"""The public methods of both stores, written once.
+
+Each method validates its arguments and builds a plan (:mod:`core.plans`); the concrete
+store's ``_run`` drives it. :class:`SessionStore` returns results, :class:`AsyncSessionStore`
+returns awaitables, from the same method bodies.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from . import plans
+from .plans import Context
+from .policy import Policy
+from .schema import Schema
+
+
+class StoreAPI:
+    """Operations on sessions. Every write is one Lua script call: one round trip."""
+
+    ctx: Context
+
+    def _setup(self, prefix: str, policy: Policy | None, clock: Callable[[], float] | None) -> None:
+        self.ctx = Context(Schema(prefix), policy or Policy(), clock or time.time)
+
+    def _run(self, plan: plans.Plan) -> Any:  # pragma: no cover - provided by subclasses
+        raise NotImplementedError
+
+    @property
+    def schema(self) -> Schema:
+        return self.ctx.schema
+
+    @property
+    def policy(self) -> Policy:
+        return self.ctx.policy
+
+    # --- writes ---------------------------------------------------------------------------
+    def login(self, username: str, *, app: str, type: str = "web", ip: str | None = None,
+              user_agent: str | None = None, email: str | None = None, department: str | None = None,
+              metadata: Mapping[str, object] | None = None, actor: str | None = None) -> Any:
+        """Create a session; returns ``(Session, token)``. Only the session id is stored."""
+        return self._run(plans.login(self.ctx, username, app=app, type=type, ip=ip, user_agent=user_agent,
+                                     email=email, department=department, metadata=metadata, actor=actor))
+
+    def validate(self, token: object) -> Any:
+        """The active session for a token, or ``None``; slides idle expiry (throttled),
+        never past the absolute lifetime."""
+        return self._run(plans.validate(self.ctx, token))
+
+    def logout(self, sid: str, *, actor: str | None = None) -> Any:
+        """End one session; idempotent. Returns whether this call ended it. An ``actor``
+        other than the session's user makes it an admin logout."""
+        return self._run(plans.logout(self.ctx, sid, actor=actor))
+
+    def logout_user(self, username: str, *, actor: str | None = None) -> Any:
+        """End every active session of ``username``; returns the ids ended."""
+        return self._run(plans.logout_user(self.ctx, username, actor=actor))
+
+    def update_profile(self, sid: str, *, email: str | None = None, department: str | None = None,
+                       metadata: Mapping[str, object] | None = None, actor: str | None = None) -> Any:
+        """Set profile fields of an active session; raises SessionNotFound if it is not."""
+        return self._run(plans.update_profile(self.ctx, sid, email=email, department=department,
+                                              metadata=metadata, actor=actor))
+
+    def sweep(self, *, batch: int = plans.SWEEP_BATCH, max_calls: int = 10_000, actor: str = "sweep") -> Any:
+        """End sessions whose expiry passed and purge old history, in bounded batches."""
+        return self._run(plans.sweep(self.ctx, batch=batch, max_calls=max_calls, actor=actor))
+
+    def adopt(self, sid: str, fields: Mapping[str, str] | None = None, *, actor: str = "import") -> Any:
+        """Index a session written by another app, or restore one from a backup."""
+        return self._run(plans.adopt(self.ctx, sid, fields, actor=actor))
+
+    # --- reads ----------------------------------------------------------------------------
+    def get(self, sid: str) -> Any:
+        return self._run(plans.get(self.ctx, sid))
+
+    def active_page(self, *, sort: str = "last_seen", descending: bool = True, offset: int = 0,
+                    limit: int = 50) -> Any:
+        return self._run(plans.active_page(self.ctx, sort=sort, descending=descending, offset=offset,
+                                           limit=limit))
+
+    def ended_page(self, *, offset: int = 0, limit: int = 50) -> Any:
+        return self._run(plans.ended_page(self.ctx, offset=offset, limit=limit))
+
+    def user_history(self, username: str, *, limit: int = 50) -> Any:
+        return self._run(plans.user_history(self.ctx, username, limit=limit))
+
+    def search(self, kind: str, query: str, *, limit: int = 50) -> Any:
+        return self._run(plans.search(self.ctx, kind, query, limit=limit))
+
+    def stats(self, *, minutes: int = 30) -> Any:
+        return self._run(plans.stats(self.ctx, minutes=minutes))
+
+    def server_info(self) -> Any:
+        return self._run(plans.server_info(self.ctx))
+
+    def events(self, *, limit: int = 100) -> Any:
+        return self._run(plans.events(self.ctx, limit=limit))
+
+    def events_since(self, last_seq: int, *, limit: int = 10_000) -> Any:
+        return self._run(plans.events_since(self.ctx, last_seq, limit=limit))
+
+    def cache_page(self, *, offset: int = 0, limit: int = 50) -> Any:
+        return self._run(plans.cache_page(self.ctx, offset=offset, limit=limit))
+
+    def ping(self) -> Any:
+        return self._run(plans.ping(self.ctx))
+
+    def export_sessions(self) -> Any:
+        return self._run(plans.export_sessions(self.ctx))

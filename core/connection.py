@@ -1,0 +1,142 @@
+"""Building redis-py clients with explicit timeouts and retries, and mapping their errors.
+
+redis-py 8.1 defaults to 10 retries and 5 s socket timeouts (over a minute before a
+frozen server raises); sessionwatch sets both, so a call fails within
+:attr:`ConnectOptions.worst_case_seconds`.
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+import redis.asyncio
+import redis.asyncio.retry
+import redis.retry
+from redis.backoff import ExponentialWithJitterBackoff
+
+from .errors import InvalidInput, PermissionDenied, StoreError, StoreUnavailable
+
+DEFAULT_URL = "redis://127.0.0.1:21084/0"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectOptions:
+    socket_timeout: float = 1.0
+    """Seconds one command may wait for its reply."""
+    connect_timeout: float = 1.0
+    retries: int = 2
+    """Retries after a connection error or timeout (redis-py Retry, jittered backoff)."""
+    backoff_base: float = 0.05
+    backoff_cap: float = 0.5
+    max_connections: int = 20
+    pool_timeout: float = 5.0
+    """Seconds a caller waits for a free pooled connection (blocking pool)."""
+
+    @property
+    def worst_case_seconds(self) -> float:
+        """Upper bound on how long one call can take before it raises StoreUnavailable."""
+        per_try = max(self.socket_timeout, self.connect_timeout)
+        return (self.retries + 1) * per_try + self.retries * self.backoff_cap
+
+
+def _client_kwargs(opts: ConnectOptions) -> dict[str, Any]:
+    return {
+        "socket_timeout": opts.socket_timeout,
+        "socket_connect_timeout": opts.connect_timeout,
+        "decode_responses": True,
+        "encoding_errors": "replace",
+        "max_connections": opts.max_connections,
+        "timeout": opts.pool_timeout,
+    }
+
+
+def _check_url(url: str) -> None:
+    if not isinstance(url, str) or not url:
+        raise InvalidInput("url", "is empty")
+    scheme = urllib.parse.urlsplit(url).scheme
+    if scheme not in ("redis", "rediss", "unix"):
+        raise InvalidInput("url", f"scheme must be redis://, rediss:// or unix://, got {redact_url(url)!r}")
+
+
+def sync_client(url: str, opts: ConnectOptions | None = None) -> redis.Redis:
+    opts = opts or ConnectOptions()
+    _check_url(url)
+    retry = redis.retry.Retry(ExponentialWithJitterBackoff(opts.backoff_cap, opts.backoff_base), opts.retries)
+    try:
+        pool = redis.BlockingConnectionPool.from_url(url, **_client_kwargs(opts))
+    except ValueError as exc:
+        raise InvalidInput("url", f"{exc} ({redact_url(url)})") from None
+    return redis.Redis(connection_pool=pool, retry=retry, retry_on_timeout=True)
+
+
+def async_client(url: str, opts: ConnectOptions | None = None) -> redis.asyncio.Redis:
+    opts = opts or ConnectOptions()
+    _check_url(url)
+    retry = redis.asyncio.retry.Retry(
+        ExponentialWithJitterBackoff(opts.backoff_cap, opts.backoff_base), opts.retries
+    )
+    try:
+        pool = redis.asyncio.BlockingConnectionPool.from_url(url, **_client_kwargs(opts))
+    except ValueError as exc:
+        raise InvalidInput("url", f"{exc} ({redact_url(url)})") from None
+    return redis.asyncio.Redis(connection_pool=pool, retry=retry, retry_on_timeout=True)
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by ``***``: safe to show and to log."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "<unparseable url>"
+    netloc = parts.netloc
+    if "@" in netloc:
+        creds, host = netloc.rsplit("@", 1)
+        user = creds.split(":", 1)[0] if ":" in creds else ""
+        netloc = f"{user}:***@{host}" if user else f"***@{host}"
+    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    query = [(k, "***" if k.lower() == "password" else v) for k, v in query]
+    return urllib.parse.urlunsplit(
+        (parts.scheme, netloc, parts.path, urllib.parse.urlencode(query, safe="*/"), "")
+    )
+
+
+def describe_target(client: redis.Redis | redis.asyncio.Redis) -> dict[str, Any]:
+    """Where a client points (host, port or path, db, username); never the password."""
+    kw = client.connection_pool.connection_kwargs
+    return {
+        "host": kw.get("host"),
+        "port": kw.get("port"),
+        "path": kw.get("path"),
+        "db": kw.get("db", 0),
+        "username": kw.get("username"),
+        "tls": "ssl" in type(client.connection_pool.connection_class).__name__.lower()
+        or client.connection_pool.connection_class.__name__.startswith("SSL"),
+    }
+
+
+def map_error(exc: BaseException) -> StoreError:
+    """One-line store error for a redis-py exception."""
+    msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    if isinstance(exc, redis.exceptions.NoPermissionError) or msg.startswith("NOPERM"):
+        return PermissionDenied(f"Redis denied the command: {msg}")
+    if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthenticationWrongNumberOfArgsError):
+        return StoreUnavailable(f"Redis refused the credentials: {msg}")
+    if isinstance(exc, redis.exceptions.BusyLoadingError):
+        return StoreUnavailable("Redis is loading its data set; try again shortly")
+    if isinstance(exc, redis.exceptions.TimeoutError):
+        return StoreUnavailable(f"Redis did not answer in time: {msg}")
+    if isinstance(exc, redis.exceptions.ConnectionError):
+        return StoreUnavailable(f"cannot reach Redis: {msg}")
+    if isinstance(exc, redis.exceptions.ReadOnlyError):
+        return StoreUnavailable("Redis is a read-only replica; writes need the primary")
+    if isinstance(exc, redis.exceptions.OutOfMemoryError) or msg.startswith("OOM"):
+        return StoreUnavailable("Redis is out of memory and refuses writes (maxmemory, noeviction)")
+    if isinstance(exc, ConnectionError | TimeoutError | OSError):
+        return StoreUnavailable(f"cannot reach Redis: {msg}")
+    return StoreError(f"Redis error: {msg}")
+
+
+REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)

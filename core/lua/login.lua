@@ -1,0 +1,77 @@
+-- login: create the session and its index entries, enforce the per-user cap, emit.
+-- ARGV[OP..]: sid, username, app, type, ip, user_agent, email, department, meta k/v pairs
+local sid, username, app, stype = ARGV[OP], ARGV[OP + 1], ARGV[OP + 2], ARGV[OP + 3]
+local ip, ua, email, dept = ARGV[OP + 4], ARGV[OP + 5], ARGV[OP + 6], ARGV[OP + 7]
+local skey = P_SESSION .. sid
+if redis.call('EXISTS', skey) == 1 then
+  return redis.error_reply('SIDCOLLISION session id already exists')
+end
+local max_exp = NOW + ABSOLUTE
+local exp = NOW + IDLE
+if exp > max_exp then exp = max_exp end
+local fields = {'username', username, 'app', app, 'type', stype, 'ip', ip, 'user_agent', ua,
+  'login_time', NOW_S, 'last_seen', NOW_S, 'expires_at', fmt(exp), 'max_expires_at', fmt(max_exp),
+  'idle_ttl', tostring(IDLE), 'status', 'active'}
+if email ~= '' then fields[#fields + 1] = 'email'; fields[#fields + 1] = email end
+if dept ~= '' then fields[#fields + 1] = 'department'; fields[#fields + 1] = dept end
+for i = OP + 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+redis.call('HSET', skey, unpack(fields))
+redis.call('PEXPIRE', skey, gc_ms(exp))
+
+local active_key = P_ACTIVE .. username
+redis.call('SADD', active_key, sid)
+redis.call('EXPIRE', active_key, USER_TTL)
+local history_key = P_HISTORY .. username
+redis.call('LPUSH', history_key, sid)
+redis.call('LTRIM', history_key, 0, HISTORY_MAX - 1)
+redis.call('EXPIRE', history_key, HISTORY_TTL)
+
+redis.call('ZADD', G_EXP, exp, sid)
+redis.call('ZADD', G_SEEN, NOW, sid)
+redis.call('ZADD', G_LOGIN, NOW, sid)
+if ip ~= '' then
+  redis.call('ZADD', G_SEARCH, 0, 'u:' .. username, 0, 's:' .. sid, 0, 'a:' .. app .. '|' .. sid,
+    0, 'i:' .. ip .. '|' .. sid)
+else
+  redis.call('ZADD', G_SEARCH, 0, 'u:' .. username, 0, 's:' .. sid, 0, 'a:' .. app .. '|' .. sid)
+end
+redis.call('HINCRBY', G_APP, app, 1)
+redis.call('HINCRBY', G_TYPE, stype, 1)
+redis.call('INCR', K_LOGINS_MIN)
+redis.call('EXPIRE', K_LOGINS_MIN, COUNTER_TTL)
+redis.call('SET', G_MARKER, '1')
+write_cache(sid, false)
+emit('login', sid, username, app, ACTOR, {ip = ip, type = stype})
+
+-- Per-user cap: drop stale members, end expired ones, then the oldest beyond the cap.
+local ended = {}
+if MAX_SESSIONS > 0 and redis.call('SCARD', active_key) > MAX_SESSIONS then
+  local live = {}
+  for _, m in ipairs(redis.call('SMEMBERS', active_key)) do
+    if m ~= sid then
+      local h = redis.pcall('HMGET', P_SESSION .. m, 'status', 'expires_at', 'login_time')
+      if h.err or (not h[1] and not h[3]) then
+        redis.call('SREM', active_key, m)
+      elseif h[1] and h[1] ~= 'active' then
+        redis.call('SREM', active_key, m)
+      elseif h[2] and tonumber(h[2]) and tonumber(h[2]) <= NOW then
+        end_session(m, 'expired', 'expired', 'system')
+      else
+        live[#live + 1] = {m, tonumber(h[3]) or 0}
+      end
+    end
+  end
+  local excess = #live + 1 - MAX_SESSIONS
+  if excess > 0 then
+    table.sort(live, function(a, b)
+      if a[2] == b[2] then return a[1] < b[1] end
+      return a[2] < b[2]
+    end)
+    local reason = 'evicted'
+    if MAX_SESSIONS == 1 then reason = 'replaced' end
+    for i = 1, excess do
+      if end_session(live[i][1], reason, reason, ACTOR) then ended[#ended + 1] = live[i][1] end
+    end
+  end
+end
+return {fmt(exp), fmt(max_exp), ended}

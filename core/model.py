@@ -1,0 +1,275 @@
+"""Plain data returned by the store, and the pure functions that parse Redis replies.
+
+No I/O here: the sync and async stores share these parsers. Parsers never raise on
+malformed data written by other apps; they keep what they can and list the rest in
+``problems``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from .tokens import short_id
+from .validation import RESERVED_FIELDS
+
+ACTIVE = "active"
+INACTIVE = "inactive"
+EVENT_KINDS = ("login", "logout", "admin_logout", "expired", "evicted", "replaced", "profile")
+
+
+def parse_time(value: Any) -> float | None:
+    """Epoch seconds from what we write (``"1764070000.123"``) or what classic apps
+    often write (ISO 8601); ``None`` if absent or unreadable."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        pass
+    try:
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def fmt_time(ts: float) -> str:
+    """How timestamps are stored: epoch seconds with millisecond precision."""
+    return f"{ts:.3f}"
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    sid: str
+    username: str
+    app: str = ""
+    type: str = ""
+    ip: str = ""
+    user_agent: str = ""
+    login_time: float | None = None
+    last_seen: float | None = None
+    expires_at: float | None = None
+    max_expires_at: float | None = None
+    logout_time: float | None = None
+    status: str = ACTIVE
+    end_reason: str = ""
+    ended_by: str = ""
+    email: str = ""
+    department: str = ""
+    metadata: dict[str, str] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    """What could not be read from the stored hash (compat with other writers)."""
+
+    @property
+    def short_id(self) -> str:
+        return short_id(self.sid)
+
+    def is_active(self, now: float) -> bool:
+        """Active means status active and not past expiry, whether or not a sweep ran."""
+        if self.status != ACTIVE:
+            return False
+        return self.expires_at is None or self.expires_at > now
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "sid": self.sid, "username": self.username, "app": self.app, "type": self.type,
+            "ip": self.ip, "user_agent": self.user_agent, "login_time": self.login_time,
+            "last_seen": self.last_seen, "expires_at": self.expires_at,
+            "max_expires_at": self.max_expires_at, "logout_time": self.logout_time,
+            "status": self.status, "end_reason": self.end_reason, "ended_by": self.ended_by,
+            "email": self.email, "department": self.department, "metadata": dict(self.metadata),
+        }
+
+
+_TIME_FIELDS = ("login_time", "last_seen", "expires_at", "max_expires_at", "logout_time")
+_TEXT_FIELDS = ("app", "type", "ip", "user_agent", "end_reason", "ended_by", "email", "department")
+
+
+def pairs_to_dict(reply: Any) -> dict[str, str]:
+    """HGETALL replies come as a dict (RESP3/redis-py) or a flat list (from Lua)."""
+    if isinstance(reply, dict):
+        return {_s(k): _s(v) for k, v in reply.items()}
+    if isinstance(reply, list | tuple):
+        it = iter(reply)
+        return {_s(k): _s(v) for k, v in zip(it, it, strict=False)}
+    return {}
+
+
+def _s(value: Any) -> str:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return "" if value is None else str(value)
+
+
+def parse_session(sid: str, reply: Any) -> Session | None:
+    """A :class:`Session` from an HGETALL reply; ``None`` if the hash is empty/missing.
+
+    A reply that is an exception (WRONGTYPE from a pipeline) yields a session that says so.
+    """
+    if isinstance(reply, Exception):
+        return Session(sid=sid, username="?", status="unreadable",
+                       problems=(f"session key unreadable: {str(reply)[:80]}",))
+    data = pairs_to_dict(reply)
+    if not data:
+        return None
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for name in _TIME_FIELDS:
+        raw = data.get(name)
+        ts = parse_time(raw)
+        if raw not in (None, "") and ts is None:
+            problems.append(f"{name} unreadable: {raw[:40]!r}")
+        values[name] = ts
+    for name in _TEXT_FIELDS:
+        values[name] = data.get(name, "")
+    username = data.get("username") or data.get("user") or ""
+    if not username:
+        problems.append("username missing")
+        username = "?"
+    status = data.get("status") or ACTIVE
+    if status not in (ACTIVE, INACTIVE):
+        problems.append(f"status unknown: {status[:20]!r}")
+    metadata = {k: v for k, v in data.items() if k not in RESERVED_FIELDS and k != "user"}
+    return Session(sid=sid, username=username, status=status, metadata=metadata,
+                   problems=tuple(problems), **values)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One line of the event log. ``kind == "text"`` for plain lines from other apps."""
+
+    raw: str
+    seq: int | None = None
+    ts: float | None = None
+    kind: str = "text"
+    sid: str = ""
+    username: str = ""
+    app: str = ""
+    actor: str = ""
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return short_id(self.sid)
+
+
+def parse_event(line: Any) -> Event:
+    raw = _s(line)
+    if raw.startswith("{"):
+        try:
+            data = json.loads(raw)
+        except ValueError:
+            data = None
+        if isinstance(data, dict) and isinstance(data.get("kind"), str):
+            seq = data.get("seq")
+            return Event(
+                raw=raw,
+                seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
+                ts=parse_time(data.get("ts")),
+                kind=data["kind"],
+                sid=_s(data.get("sid", "")),
+                username=_s(data.get("username", "")),
+                app=_s(data.get("app", "")),
+                actor=_s(data.get("actor", "")),
+                data=data,
+            )
+    return Event(raw=raw)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of sessions, plus how many there are in all."""
+
+    sessions: list[Session]
+    total: int
+    offset: int
+    mode: str = "index"
+    """``index`` (sessionwatch indexes) or ``scan`` (classic layout, incremental SCAN)."""
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CacheEntry:
+    sid: str
+    summary: dict[str, Any] | None
+    raw: str
+    ttl: float | None
+    """Seconds left, ``None`` if the key has no TTL, ``-1.0`` if it is gone."""
+
+    @property
+    def short_id(self) -> str:
+        return short_id(self.sid)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    active: int
+    ended: int
+    expired_pending: int
+    """Active in the index but past expiry: a sweep will end them."""
+    by_app: dict[str, int]
+    by_type: dict[str, int]
+    logins_per_minute: list[int]
+    """Oldest first; the last element is the current minute."""
+    ends_per_minute: list[int]
+    mode: str = "index"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    version: str = ""
+    used_memory: int | None = None
+    used_memory_human: str = ""
+    connected_clients: int | None = None
+    ops_per_sec: int | None = None
+    keyspace_hits: int | None = None
+    keyspace_misses: int | None = None
+    uptime: int | None = None
+    notify_keyspace_events: str | None = None
+    error: str = ""
+    """Why some of this could not be read (for example INFO denied by ACL)."""
+
+
+def parse_info(info: Any) -> ServerInfo:
+    if not isinstance(info, dict):
+        return ServerInfo(error="INFO reply unreadable")
+
+    def num(key: str) -> int | None:
+        try:
+            return int(info[key])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    return ServerInfo(
+        version=str(info.get("redis_version", "")),
+        used_memory=num("used_memory"),
+        used_memory_human=str(info.get("used_memory_human", "")),
+        connected_clients=num("connected_clients"),
+        ops_per_sec=num("instantaneous_ops_per_sec"),
+        keyspace_hits=num("keyspace_hits"),
+        keyspace_misses=num("keyspace_misses"),
+        uptime=num("uptime_in_seconds"),
+    )
+
+
+def parse_cache(sid: str, raw: Any, pttl: Any) -> CacheEntry:
+    text = _s(raw) if not isinstance(raw, Exception) else f"<unreadable: {raw}>"
+    summary = None
+    if text.startswith("{"):
+        try:
+            loaded = json.loads(text)
+            summary = loaded if isinstance(loaded, dict) else None
+        except ValueError:
+            summary = None
+    ttl: float | None
+    if isinstance(pttl, int) and pttl >= 0:
+        ttl = pttl / 1000
+    elif pttl == -1:
+        ttl = None
+    else:
+        ttl = -1.0
+    return CacheEntry(sid=sid, summary=summary, raw=text, ttl=ttl)

@@ -1,0 +1,557 @@
+"""Sans-I/O operation plans shared by :class:`SessionStore` and :class:`AsyncSessionStore`.
+
+A plan is a generator: it yields requests (:class:`Script` or :class:`Commands`), receives
+the replies, and returns the result. The stores only drive plans, so every command that
+is built and every reply that is parsed is written once, here, with no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis.exceptions
+
+from . import validation as check
+from .errors import InvalidInput, SessionNotFound, StoreError
+from .model import (
+    ACTIVE,
+    INACTIVE,
+    CacheEntry,
+    Event,
+    Page,
+    ServerInfo,
+    Session,
+    Stats,
+    fmt_time,
+    pairs_to_dict,
+    parse_cache,
+    parse_event,
+    parse_info,
+    parse_session,
+)
+from .policy import Policy
+from .schema import SEARCH_APP, SEARCH_IP, SEARCH_SID, SEARCH_USER, Schema
+from .tokens import new_token, sid_from_token
+
+
+@dataclass(frozen=True, slots=True)
+class Script:
+    """Run one Lua script (EVALSHA; loaded once)."""
+
+    name: str
+    keys: list[str]
+    args: list[Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Commands:
+    """Send commands in one round trip (a non-transactional pipeline). The reply is a
+    list with one entry per command; a failed command's entry is its exception."""
+
+    commands: list[tuple[Any, ...]]
+
+
+Request = Script | Commands
+Plan = Generator[Request, Any, Any]
+
+SORTS = {"last_seen": "seen", "login_time": "login", "expires_at": "expiry"}
+SEARCH_KINDS = {"user": SEARCH_USER, "sid": SEARCH_SID, "ip": SEARCH_IP, "app": SEARCH_APP}
+MAX_PAGE = 1000
+SWEEP_BATCH = 50
+
+
+@dataclass(slots=True)
+class ScanState:
+    """Progress of the incremental SCAN used on a Redis without sessionwatch indexes."""
+
+    cursor: int = 0
+    sids: list[str] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
+    complete: bool = False
+    limit: int = 200_000
+
+
+@dataclass(slots=True)
+class Context:
+    """What every plan needs: the key schema, the policy and the clock. Argument lists
+    that never change are built once here instead of on every call."""
+
+    schema: Schema
+    policy: Policy
+    clock: Callable[[], float]
+    write_keys: list[str] = field(init=False)
+    write_head: list[str] = field(init=False)
+    policy_args: list[str] = field(init=False)
+    validate_keys: list[str] = field(init=False)
+    validate_head: list[str] = field(init=False)
+    scan: ScanState = field(default_factory=ScanState)
+    indexed: bool | None = None
+    """Whether this Redis has sessionwatch indexes; ``None`` until first checked."""
+
+    def __post_init__(self) -> None:
+        s, p = self.schema, self.policy
+        self.write_keys = s.global_keys()
+        self.write_head = [s.channel, *s.lua_layout()]
+        self.policy_args = [str(v) for v in (
+            p.event_log_max, p.ended_retention, p.cache_ttl, p.user_key_ttl,
+            p.history_retention, p.history_max, p.idle_ttl, p.absolute_ttl,
+            p.max_sessions_per_user or 0,
+        )]
+        self.validate_keys = [s.idx_expiry, s.idx_seen]
+        self.validate_head = [s.session(""), s.cache(""), s.user_active("")]
+
+    def write(self, name: str, now: float, actor: str, *op_args: Any) -> Script:
+        minute = int(now // 60)
+        keys = [*self.write_keys, self.schema.minute_counter("logins", minute),
+                self.schema.minute_counter("ends", minute)]
+        return Script(name, keys, [*self.write_head, fmt_time(now), *self.policy_args, actor, *op_args])
+
+
+def _is_collision(exc: BaseException) -> bool:
+    return isinstance(exc, redis.exceptions.ResponseError) and "SIDCOLLISION" in str(exc)
+
+
+# --- writes -----------------------------------------------------------------------------
+
+def login(ctx: Context, username: str, *, app: str, type: str = "web", ip: str | None = None,
+          user_agent: str | None = None, email: str | None = None, department: str | None = None,
+          metadata: Mapping[str, object] | None = None, actor: str | None = None) -> Plan:
+    username = check.text("username", username)
+    app = check.text("app", app)
+    if "|" in app:
+        raise InvalidInput("app", "must not contain '|'")
+    stype = check.session_type(type)
+    ip = check.ip(ip)
+    user_agent = check.text("user_agent", user_agent, required=False)
+    email = check.text("email", email, required=False)
+    department = check.text("department", department, required=False)
+    meta = check.metadata(metadata)
+    actor = check.text("actor", actor, required=False) or username
+    meta_args = [x for kv in meta.items() for x in kv]
+    for _attempt in range(3):
+        token, sid = new_token(username)
+        now = ctx.clock()
+        try:
+            reply = yield ctx.write("login", now, actor, sid, username, app, stype, ip, user_agent,
+                                    email, department, *meta_args)
+        except redis.exceptions.ResponseError as exc:
+            if _is_collision(exc):
+                continue
+            raise
+        expires_at, max_expires_at = float(reply[0]), float(reply[1])
+        session = Session(
+            sid=sid, username=username, app=app, type=stype, ip=ip, user_agent=user_agent,
+            login_time=float(fmt_time(now)), last_seen=float(fmt_time(now)), expires_at=expires_at,
+            max_expires_at=max_expires_at, status=ACTIVE, email=email, department=department,
+            metadata=meta,
+        )
+        return session, token
+    raise StoreError("could not allocate a unique session id")
+
+
+def validate(ctx: Context, token: object) -> Plan:
+    sid = sid_from_token(token)
+    if sid is None:
+        return None
+    p = ctx.policy
+    now = ctx.clock()
+    reply = yield Script("validate", ctx.validate_keys, [
+        *ctx.validate_head, fmt_time(now), p.touch_interval, p.ended_retention, p.cache_ttl,
+        p.user_key_ttl, sid,
+    ])
+    if not reply:
+        return None
+    data = pairs_to_dict(reply[1])
+    if reply[0] == 2:
+        data["last_seen"], data["expires_at"] = reply[2], reply[3]
+    return parse_session(sid, data)
+
+
+def logout(ctx: Context, sid: str, *, actor: str | None = None) -> Plan:
+    sid = check.sid(sid)
+    actor = check.text("actor", actor, required=False)
+    reply = yield ctx.write("logout", ctx.clock(), actor, sid)
+    return bool(reply)
+
+
+def logout_user(ctx: Context, username: str, *, actor: str | None = None) -> Plan:
+    username = check.text("username", username)
+    actor = check.text("actor", actor, required=False)
+    reply = yield ctx.write("logout_user", ctx.clock(), actor, username)
+    return list(reply)
+
+
+def update_profile(ctx: Context, sid: str, *, email: str | None = None, department: str | None = None,
+                   metadata: Mapping[str, object] | None = None, actor: str | None = None) -> Plan:
+    sid = check.sid(sid)
+    fields: list[str] = []
+    if email is not None:
+        fields += ["email", check.text("email", email, required=False)]
+    if department is not None:
+        fields += ["department", check.text("department", department, required=False)]
+    for kv in check.metadata(metadata).items():
+        fields += kv
+    actor = check.text("actor", actor, required=False)
+    reply = yield ctx.write("update_profile", ctx.clock(), actor, sid, *fields)
+    if not reply:
+        raise SessionNotFound(sid, "no active session")
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult:
+    expired: int
+    purged: int
+    calls: int
+
+
+def sweep(ctx: Context, *, batch: int = SWEEP_BATCH, max_calls: int = 10_000, actor: str = "sweep") -> Plan:
+    """Ends expired sessions and purges old history in bounded batches, one script call each."""
+    if batch < 1 or batch > 1000:
+        raise InvalidInput("batch", "must be between 1 and 1000")
+    expired = purged = calls = 0
+    while calls < max_calls:
+        now = ctx.clock()
+        cutoff = now - ctx.policy.ended_retention
+        reply = yield ctx.write("sweep", now, actor, batch, fmt_time(cutoff))
+        calls += 1
+        expired += int(reply[0])
+        purged += int(reply[1])
+        if not int(reply[2]):
+            break
+    return SweepResult(expired, purged, calls)
+
+
+# --- reads ------------------------------------------------------------------------------
+
+def _fetch_sessions(ctx: Context, sids: list[str]) -> Plan:
+    """HGETALL of many sessions in one round trip; missing ones are dropped."""
+    if not sids:
+        return []
+    replies = yield Commands([("HGETALL", ctx.schema.session(sid)) for sid in sids])
+    out = []
+    for sid, reply in zip(sids, replies, strict=True):
+        session = parse_session(sid, reply)
+        if session is not None:
+            out.append(session)
+    return out
+
+
+def get(ctx: Context, sid: str) -> Plan:
+    sid = check.sid(sid)
+    sessions = yield from _fetch_sessions(ctx, [sid])
+    return sessions[0] if sessions else None
+
+
+def _page_bounds(offset: int, limit: int) -> tuple[int, int]:
+    if not isinstance(offset, int) or offset < 0:
+        raise InvalidInput("offset", "must be a whole number >= 0")
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_PAGE:
+        raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE}")
+    return offset, offset + limit - 1
+
+
+def _check_indexed(ctx: Context) -> Plan:
+    if ctx.indexed is None:
+        replies = yield Commands([("EXISTS", ctx.schema.marker)])
+        ctx.indexed = bool(replies[0]) and not isinstance(replies[0], Exception)
+    return ctx.indexed
+
+
+def active_page(ctx: Context, *, sort: str = "last_seen", descending: bool = True, offset: int = 0,
+                limit: int = 50) -> Plan:
+    """One page of active sessions. Sessions past their expiry are left out even before a
+    sweep has ended them. The number of commands does not depend on how many exist."""
+    if sort not in SORTS:
+        raise InvalidInput("sort", f"must be one of {', '.join(SORTS)}")
+    start, stop = _page_bounds(offset, limit)
+    indexed = yield from _check_indexed(ctx)
+    if not indexed:
+        page = yield from _scan_page(ctx, ACTIVE, offset, limit)
+        return page
+    s = ctx.schema
+    key = {"seen": s.idx_seen, "login": s.idx_login, "expiry": s.idx_expiry}[SORTS[sort]]
+    now = ctx.clock()
+    rng = ("ZREVRANGE", key, start, stop) if descending else ("ZRANGE", key, start, stop)
+    replies = yield Commands([rng, ("ZCARD", s.idx_expiry), ("ZCOUNT", s.idx_expiry, "-inf", now)])
+    sids, total, due = _ok(replies[0], []), _ok(replies[1], 0), _ok(replies[2], 0)
+    sessions = yield from _fetch_sessions(ctx, list(sids))
+    return Page([x for x in sessions if x.is_active(now)], total=max(0, int(total) - int(due)), offset=offset)
+
+
+def ended_page(ctx: Context, *, offset: int = 0, limit: int = 50) -> Plan:
+    """Ended sessions, most recently ended first."""
+    start, stop = _page_bounds(offset, limit)
+    indexed = yield from _check_indexed(ctx)
+    if not indexed:
+        page = yield from _scan_page(ctx, INACTIVE, offset, limit)
+        return page
+    s = ctx.schema
+    replies = yield Commands([("ZREVRANGE", s.idx_ended, start, stop), ("ZCARD", s.idx_ended)])
+    sessions = yield from _fetch_sessions(ctx, list(_ok(replies[0], [])))
+    return Page(sessions, total=int(_ok(replies[1], 0)), offset=offset)
+
+
+def _ok(reply: Any, default: Any) -> Any:
+    """A pipeline reply, or ``default`` for unreadable data (WRONGTYPE from another
+    writer's key). Permission errors are not data problems: they are raised."""
+    if isinstance(reply, redis.exceptions.NoPermissionError):
+        raise reply
+    return default if isinstance(reply, Exception) or reply is None else reply
+
+
+SCAN_COUNT = 1000
+SCAN_CALLS_PER_PAGE = 5
+
+
+def _scan_more(ctx: Context) -> Plan:
+    """Advance the incremental SCAN over ``session:*`` by a bounded number of calls."""
+    state = ctx.scan
+    for _ in range(SCAN_CALLS_PER_PAGE):
+        if state.complete or len(state.sids) >= state.limit:
+            return
+        replies = yield Commands([("SCAN", state.cursor, "MATCH", ctx.schema.session_pattern,
+                                   "COUNT", SCAN_COUNT, "TYPE", "hash")])
+        reply = replies[0]
+        if isinstance(reply, Exception):
+            raise reply
+        cursor, keys = reply
+        for key in keys:
+            sid = ctx.schema.sid_from_session_key(key)
+            if sid not in state.seen:
+                state.seen.add(sid)
+                state.sids.append(sid)
+        state.cursor = int(cursor)
+        if state.cursor == 0:
+            state.complete = True
+            state.sids.sort()
+
+
+def _scan_page(ctx: Context, status: str, offset: int, limit: int) -> Plan:
+    """Classic layout: page over what the incremental SCAN has found so far. Sessions are
+    read a page at a time and split by status; totals are what has been found so far."""
+    yield from _scan_more(ctx)
+    now = ctx.clock()
+    state = ctx.scan
+    window = state.sids[offset: offset + limit]
+    sessions = yield from _fetch_sessions(ctx, window)
+    if status == ACTIVE:
+        picked = [x for x in sessions if x.is_active(now)]
+    else:
+        picked = [x for x in sessions if not x.is_active(now)]
+    note = () if state.complete else (f"scan in progress: {len(state.sids)} session keys found so far",)
+    return Page(picked, total=len(state.sids), offset=offset, mode="scan", problems=note)
+
+
+def user_history(ctx: Context, username: str, *, limit: int = 50) -> Plan:
+    """A user's sessions, newest first, from ``user:sessions:<user>``."""
+    username = check.text("username", username)
+    _page_bounds(0, limit)
+    replies = yield Commands([("LRANGE", ctx.schema.user_sessions(username), 0, limit - 1),
+                              ("SMEMBERS", ctx.schema.user_active(username))])
+    sids = list(_ok(replies[0], []))
+    known = set(sids)
+    sids += sorted(x for x in _ok(replies[1], []) if x not in known)
+    sessions = yield from _fetch_sessions(ctx, sids[:limit])
+    return sessions
+
+
+def search(ctx: Context, kind: str, query: str, *, limit: int = 50) -> Plan:
+    """Sessions whose username, session id, IP or app starts with ``query``."""
+    if kind not in SEARCH_KINDS:
+        raise InvalidInput("kind", f"must be one of {', '.join(SEARCH_KINDS)}")
+    query = check.text("query", query, limit=256)
+    _page_bounds(0, limit)
+    indexed = yield from _check_indexed(ctx)
+    if not indexed:
+        found = yield from _scan_search(ctx, kind, query, limit)
+        return found
+    tag = SEARCH_KINDS[kind]
+    lo, hi = f"[{tag}{query}", f"[{tag}{query}\xff"
+    replies = yield Commands([("ZRANGEBYLEX", ctx.schema.idx_search, lo, hi, "LIMIT", 0, limit)])
+    members = _ok(replies[0], [])
+    if kind == "user":
+        users = [m[len(tag):] for m in members]
+        lists = yield Commands([("LRANGE", ctx.schema.user_sessions(u), 0, limit - 1) for u in users])
+        sids = [sid for reply in lists for sid in _ok(reply, [])][:limit]
+    elif kind == "sid":
+        sids = [m[len(tag):] for m in members]
+    else:
+        sids = [m.rsplit("|", 1)[1] for m in members if "|" in m]
+    found = yield from _fetch_sessions(ctx, sids)
+    return found
+
+
+def _scan_search(ctx: Context, kind: str, query: str, limit: int) -> Plan:
+    yield from _scan_more(ctx)
+    state = ctx.scan
+    if kind == "sid":
+        sids = [x for x in state.sids if x.startswith(query)][:limit]
+        found = yield from _fetch_sessions(ctx, sids)
+        return found
+    found = []
+    for start in range(0, min(len(state.sids), 5000), 500):
+        batch = yield from _fetch_sessions(ctx, state.sids[start:start + 500])
+        attr = {"user": "username", "ip": "ip", "app": "app"}[kind]
+        found += [x for x in batch if getattr(x, attr).startswith(query)]
+        if len(found) >= limit:
+            break
+    return found[:limit]
+
+
+def stats(ctx: Context, *, minutes: int = 30) -> Plan:
+    """Counts in O(1): one round trip whatever the number of sessions."""
+    s = ctx.schema
+    now = ctx.clock()
+    current = int(now // 60)
+    mins = list(range(current - minutes + 1, current + 1))
+    replies = yield Commands([
+        ("EXISTS", s.marker),
+        ("ZCARD", s.idx_expiry),
+        ("ZCOUNT", s.idx_expiry, "-inf", now),
+        ("ZCARD", s.idx_ended),
+        ("HGETALL", s.stats_app),
+        ("HGETALL", s.stats_type),
+        ("MGET", *[s.minute_counter("logins", m) for m in mins]),
+        ("MGET", *[s.minute_counter("ends", m) for m in mins]),
+    ])
+    ctx.indexed = bool(_ok(replies[0], 0))
+
+    def counts(reply: Any) -> dict[str, int]:
+        return {k: _int(v) for k, v in pairs_to_dict(_ok(reply, {})).items() if _int(v) > 0}
+
+    active, due, ended = (_int(_ok(r, 0)) for r in replies[1:4])
+    if not ctx.indexed:
+        return Stats(active=len(ctx.scan.sids), ended=0, expired_pending=0, by_app={}, by_type={},
+                     logins_per_minute=[0] * minutes, ends_per_minute=[0] * minutes, mode="scan")
+    return Stats(
+        active=max(0, active - due), ended=ended, expired_pending=due,
+        by_app=counts(replies[4]), by_type=counts(replies[5]),
+        logins_per_minute=[_int(v) for v in _ok(replies[6], [])],
+        ends_per_minute=[_int(v) for v in _ok(replies[7], [])],
+    )
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return 0
+
+
+def server_info(ctx: Context) -> Plan:
+    replies = yield Commands([("INFO",), ("CONFIG", "GET", "notify-keyspace-events")])
+    if isinstance(replies[0], Exception):
+        info = ServerInfo(error=f"INFO unavailable: {str(replies[0]).splitlines()[0][:80]}")
+    else:
+        info = parse_info(replies[0])
+    cfg = replies[1]
+    if not isinstance(cfg, Exception):
+        flags = pairs_to_dict(cfg).get("notify-keyspace-events")
+        info = ServerInfo(**{**_asdict(info), "notify_keyspace_events": flags})
+    return info
+
+
+def _asdict(info: ServerInfo) -> dict[str, Any]:
+    return {name: getattr(info, name) for name in info.__slots__}
+
+
+def events(ctx: Context, *, limit: int = 100) -> Plan:
+    """The newest ``limit`` events, newest first."""
+    _page_bounds(0, limit)
+    replies = yield Commands([("LRANGE", ctx.schema.events, 0, limit - 1)])
+    reply = replies[0]
+    if isinstance(reply, Exception):
+        return [Event(raw=f"event log unreadable: {str(reply)[:80]}", kind="error")]
+    return [parse_event(line) for line in reply]
+
+
+def events_since(ctx: Context, last_seq: int, *, limit: int = 10_000) -> Plan:
+    """Events with ``seq > last_seq``, oldest first, read back from the log in growing
+    chunks until the known one is reached. ``gap`` is true if the log was trimmed past it."""
+    chunk = 100
+    got: list[Event] = []
+    while True:
+        replies = yield Commands([("LRANGE", ctx.schema.events, len(got), len(got) + chunk - 1)])
+        lines = _ok(replies[0], [])
+        parsed = [parse_event(x) for x in lines]
+        for ev in parsed:
+            if ev.seq is not None and ev.seq <= last_seq:
+                newer = [e for e in got if e.seq is None or e.seq > last_seq]
+                return list(reversed(newer)), False
+            got.append(ev)
+        if len(lines) < chunk or len(got) >= limit:
+            return list(reversed(got)), bool(last_seq) and len(got) > 0
+        chunk = min(chunk * 4, 5000)
+
+
+def cache_page(ctx: Context, *, offset: int = 0, limit: int = 50) -> Plan:
+    """Cache entries of the most recently active sessions, with TTL left."""
+    start, stop = _page_bounds(offset, limit)
+    indexed = yield from _check_indexed(ctx)
+    if indexed:
+        replies = yield Commands([("ZREVRANGE", ctx.schema.idx_seen, start, stop)])
+        sids = list(_ok(replies[0], []))
+    else:
+        yield from _scan_more(ctx)
+        sids = ctx.scan.sids[start: stop + 1]
+    if not sids:
+        return []
+    cmds: list[tuple[Any, ...]] = []
+    for sid in sids:
+        cmds += [("GET", ctx.schema.cache(sid)), ("PTTL", ctx.schema.cache(sid))]
+    replies = yield Commands(cmds)
+    out: list[CacheEntry] = []
+    for i, sid in enumerate(sids):
+        raw, pttl = replies[2 * i], replies[2 * i + 1]
+        if raw is None:
+            continue
+        out.append(parse_cache(sid, raw, pttl))
+    return out
+
+
+def ping(ctx: Context) -> Plan:
+    replies = yield Commands([("PING",)])
+    if isinstance(replies[0], Exception):
+        raise replies[0]
+    return True
+
+
+def export_sessions(ctx: Context, *, batch: int = 500) -> Plan:
+    """Every session hash reachable by SCAN, as plain dicts (JSON-lines backup)."""
+    cursor = 0
+    out: list[dict[str, Any]] = []
+    while True:
+        replies = yield Commands([("SCAN", cursor, "MATCH", ctx.schema.session_pattern, "COUNT", batch,
+                                   "TYPE", "hash")])
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        cursor, keys = replies[0]
+        sids = [ctx.schema.sid_from_session_key(k) for k in keys]
+        if sids:
+            hashes = yield Commands([("HGETALL", ctx.schema.session(s)) for s in sids])
+            for sid, h in zip(sids, hashes, strict=True):
+                data = pairs_to_dict(_ok(h, {}))
+                if data:
+                    out.append({"sid": sid, "fields": data})
+        if int(cursor) == 0:
+            return out
+
+
+def dumps_session(record: Mapping[str, Any]) -> str:
+    return json.dumps(record, ensure_ascii=False, sort_keys=True)
+
+
+def adopt(ctx: Context, sid: str, fields: Mapping[str, str] | None = None, *, actor: str = "import") -> Plan:
+    """Index one session: with ``fields``, restore it (only if absent); without, index the
+    hash already stored (a session another app wrote in the classic layout)."""
+    sid = check.sid(sid)
+    args: list[str] = []
+    for k, v in (fields or {}).items():
+        args += [check.text("field", k, limit=64), check.text(f"fields.{k}", v, required=False, limit=4096)]
+    reply = yield ctx.write("adopt", ctx.clock(), actor, sid, *args)
+    ctx.indexed = True
+    return bool(reply)

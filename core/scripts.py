@@ -1,0 +1,27 @@
+"""Loads the Lua scripts under ``core/lua``: each write script is the shared prelude
+(``common.lua``) plus its body; ``validate.lua`` stands alone to stay lean."""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+WRITE_SCRIPTS = ("login", "logout", "logout_user", "update_profile", "sweep", "adopt")
+STANDALONE_SCRIPTS = ("validate",)
+
+
+def _read(name: str) -> str:
+    return resources.files("core").joinpath("lua", f"{name}.lua").read_text(encoding="utf-8")
+
+
+@cache
+def script_source(name: str) -> str:
+    if name in WRITE_SCRIPTS:
+        return _read("common") + "\n" + _read(name)
+    if name in STANDALONE_SCRIPTS:
+        return _read(name)
+    raise KeyError(name)
+
+
+def all_scripts() -> dict[str, str]:
+    return {name: script_source(name) for name in WRITE_SCRIPTS + STANDALONE_SCRIPTS}

