@@ -9,7 +9,7 @@ import redis.asyncio
 import redis.exceptions
 
 from .api import StoreAPI
-from .connection import REDIS_ERRORS, ConnectOptions, describe_target, map_error, async_client
+from .connection import REDIS_ERRORS, ConnectOptions, async_client, describe_target, map_error
 from .plans import Commands, Plan, Script
 from .policy import Policy
 from .scripts import all_scripts

@@ -99,8 +99,14 @@ class StoreAPI:
     def events(self, *, limit: int = 100) -> Any:
         return self._run(plans.events(self.ctx, limit=limit))
 
-    def events_since(self, last_seq: int, *, limit: int = 10_000) -> Any:
-        return self._run(plans.events_since(self.ctx, last_seq, limit=limit))
+    def events_since(self, last_seq: int | None, *, last_raw: str | None = None, top_raw: str | None = None,
+                     limit: int = 10_000) -> Any:
+        """Events after a reader's position (an :class:`~core.plans.EventsSince`)."""
+        return self._run(plans.events_since(self.ctx, last_seq, last_raw=last_raw, top_raw=top_raw,
+                                            limit=limit))
+
+    def event_head(self) -> Any:
+        return self._run(plans.event_head(self.ctx))
 
     def cache_page(self, *, offset: int = 0, limit: int = 50) -> Any:
         return self._run(plans.cache_page(self.ctx, offset=offset, limit=limit))

@@ -122,7 +122,9 @@ def map_error(exc: BaseException) -> StoreError:
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     if isinstance(exc, redis.exceptions.NoPermissionError) or msg.startswith("NOPERM"):
         return PermissionDenied(f"Redis denied the command: {msg}")
-    if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthenticationWrongNumberOfArgsError):
+    auth_errors = (redis.exceptions.AuthenticationError,
+                   redis.exceptions.AuthenticationWrongNumberOfArgsError)
+    if isinstance(exc, auth_errors):
         return StoreUnavailable(f"Redis refused the credentials: {msg}")
     if isinstance(exc, redis.exceptions.BusyLoadingError):
         return StoreUnavailable("Redis is loading its data set; try again shortly")

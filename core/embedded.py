@@ -118,7 +118,8 @@ class RedisServer:
         if self.directory is None:
             return ""
         try:
-            return " | ".join((self.directory / "redis.log").read_text(errors="replace").splitlines()[-lines:])
+            text = (self.directory / "redis.log").read_text(errors="replace")
+            return " | ".join(text.splitlines()[-lines:])
         except OSError:
             return ""
 

@@ -469,23 +469,52 @@ def events(ctx: Context, *, limit: int = 100) -> Plan:
     return [parse_event(line) for line in reply]
 
 
-def events_since(ctx: Context, last_seq: int, *, limit: int = 10_000) -> Plan:
-    """Events with ``seq > last_seq``, oldest first, read back from the log in growing
-    chunks until the known one is reached. ``gap`` is true if the log was trimmed past it."""
+@dataclass(frozen=True, slots=True)
+class EventsSince:
+    events: list[Event]
+    """New events, oldest first."""
+    gap: bool
+    """The log was trimmed past the reader's position: some events are gone."""
+    rewound: bool = False
+    """The log no longer holds the reader's last event (Redis lost data or the log was
+    replaced): the reader's position means nothing any more."""
+
+
+def events_since(ctx: Context, last_seq: int | None, *, last_raw: str | None = None,
+                 top_raw: str | None = None, limit: int = 10_000) -> Plan:
+    """Events newer than what a reader has seen.
+
+    The reader's position is the newest ``seq`` it has (``last_seq``, whose raw line is
+    ``last_raw``) and, for logs that other apps write as plain lines without ``seq``, the
+    newest raw line it has (``top_raw``). The log is read back in growing chunks until a
+    known line is reached."""
     chunk = 100
     got: list[Event] = []
+    marker = last_seq is not None or top_raw is not None
     while True:
         replies = yield Commands([("LRANGE", ctx.schema.events, len(got), len(got) + chunk - 1)])
         lines = _ok(replies[0], [])
-        parsed = [parse_event(x) for x in lines]
-        for ev in parsed:
-            if ev.seq is not None and ev.seq <= last_seq:
-                newer = [e for e in got if e.seq is None or e.seq > last_seq]
-                return list(reversed(newer)), False
+        for line in lines:
+            ev = parse_event(line)
+            if last_seq is not None and ev.seq is not None and ev.seq <= last_seq:
+                rewound = ev.seq < last_seq or (last_raw is not None and ev.raw != last_raw)
+                return EventsSince(list(reversed(got)), False, rewound)
+            if top_raw is not None and ev.raw == top_raw:
+                return EventsSince(list(reversed(got)), False)
             got.append(ev)
-        if len(lines) < chunk or len(got) >= limit:
-            return list(reversed(got)), bool(last_seq) and len(got) > 0
+            if len(got) >= limit:
+                return EventsSince(list(reversed(got)), marker)
+        if len(lines) < chunk:
+            return EventsSince(list(reversed(got)), marker)
         chunk = min(chunk * 4, 5000)
+
+
+def event_head(ctx: Context) -> Plan:
+    """The newest raw event line (or ``None``): the feed's cheap heartbeat and change probe."""
+    replies = yield Commands([("LINDEX", ctx.schema.events, 0)])
+    if isinstance(replies[0], Exception):
+        raise replies[0]
+    return replies[0]
 
 
 def cache_page(ctx: Context, *, offset: int = 0, limit: int = 50) -> Plan:

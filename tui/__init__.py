@@ -1,0 +1,1 @@
+"""sessionwatch dashboard: a Textual TUI over :mod:`core`, and the ``sessionwatch`` CLI."""
