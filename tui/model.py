@@ -1,0 +1,309 @@
+"""What the dashboard knows and shows, with no Textual in it.
+
+The widgets are thin: they render what :class:`DashboardModel` says. Fault tests can
+therefore assert "the dashboard shows reconnecting" or "the tail holds each event once"
+without a terminal.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from core import Event, ServerInfo, Session, Stats
+
+PAGE_SIZE = 100
+"""Rows held per table: one page, whatever the number of sessions in Redis."""
+EVENT_LINES = 500
+"""Lines kept by the event tail."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def clean(value: object, limit: int = 200) -> str:
+    """Text a user controls, safe for the terminal: control and bidi characters become
+    visible escapes (``\\x1b``), so no escape sequence is ever written raw."""
+    text = "" if value is None else str(value)
+    text = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def fmt_duration(seconds: float | None) -> str:
+    """Compact duration: ``45s``, ``12m05s``, ``3h20m``, ``2d04h``."""
+    if seconds is None:
+        return "-"
+    s = int(max(0.0, seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h{s % 3600 // 60:02d}m"
+    return f"{s // 86400}d{s % 86400 // 3600:02d}h"
+
+
+def fmt_ago(ts: float | None, now: float) -> str:
+    return "-" if ts is None else f"{fmt_duration(now - ts)} ago"
+
+
+def fmt_clock(ts: float | None) -> str:
+    """Local wall time of a timestamp (date too when it is not today)."""
+    if ts is None:
+        return "-"
+    return time.strftime("%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def fmt_bytes(n: int | None) -> str:
+    if n is None:
+        return "?"
+    size = float(n)
+    for unit in ("B", "K", "M", "G"):
+        if size < 1024 or unit == "G":
+            return f"{size:.0f}{unit}" if unit == "B" else f"{size:.1f}{unit}"
+        size /= 1024
+    return f"{size:.1f}G"  # pragma: no cover
+
+
+# --- sorting and filtering --------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class SortColumn:
+    key: str
+    label: str
+    server: str | None
+    """The index ``active_page(sort=...)`` can sort on, or ``None`` (sorted within the page)."""
+    value: Callable[[Session], object]
+
+
+SORT_COLUMNS: tuple[SortColumn, ...] = (
+    SortColumn("seen", "last seen", "last_seen", lambda s: s.last_seen or 0.0),
+    SortColumn("login", "login time", "login_time", lambda s: s.login_time or 0.0),
+    SortColumn("expires", "expires in", "expires_at", lambda s: s.expires_at or 0.0),
+    SortColumn("user", "user", None, lambda s: s.username.casefold()),
+    SortColumn("app", "app", None, lambda s: s.app.casefold()),
+    SortColumn("type", "type", None, lambda s: s.type),
+    SortColumn("ip", "IP", None, lambda s: s.ip),
+    SortColumn("sid", "session", None, lambda s: s.sid),
+)
+SORT_BY_KEY = {c.key: c for c in SORT_COLUMNS}
+
+SEARCH_KINDS = ("user", "sid", "ip", "app")
+
+
+def parse_query(text: str) -> tuple[str, str]:
+    """``"ip:10.0"`` -> ``("ip", "10.0")``; bare text is a username prefix, unless it looks
+    like an IP address (digits, dots, colons)."""
+    text = text.strip()
+    kind, sep, rest = text.partition(":")
+    if sep and kind in SEARCH_KINDS:
+        return kind, rest.strip()
+    if text and re.fullmatch(r"[0-9.]+|[0-9a-fA-F:]*::?[0-9a-fA-F:]*", text) and any(c in text for c in ".:"):
+        return "ip", text
+    return "user", text
+
+
+# --- rows -------------------------------------------------------------------------------
+
+ACTIVE_COLUMNS = (("user", "User"), ("app", "App"), ("type", "Type"), ("ip", "IP"),
+                  ("login", "Login time"), ("seen", "Last seen"), ("expires", "Expires in"),
+                  ("sid", "Session"))
+INACTIVE_COLUMNS = (("user", "User"), ("app", "App"), ("ip", "IP"), ("reason", "End reason"),
+                    ("ended", "Ended"), ("by", "Ended by"), ("sid", "Session"))
+SEARCH_COLUMNS = (("user", "User"), ("app", "App"), ("ip", "IP"), ("status", "Status"),
+                  ("login", "Login time"), ("ended", "Ended"), ("sid", "Session"))
+CACHE_COLUMNS = (("sid", "Session"), ("user", "User"), ("app", "App"), ("status", "Status"),
+                 ("ttl", "TTL left"), ("summary", "Summary"))
+
+Row = tuple[str, ...]
+
+
+def active_row(s: Session, now: float) -> Row:
+    return (clean(s.username, 40), clean(s.app, 30), clean(s.type, 10), clean(s.ip, 45),
+            fmt_clock(s.login_time), fmt_ago(s.last_seen, now),
+            fmt_duration(None if s.expires_at is None else s.expires_at - now), s.short_id)
+
+
+def inactive_row(s: Session) -> Row:
+    return (clean(s.username, 40), clean(s.app, 30), clean(s.ip, 45), clean(s.end_reason or "-", 20),
+            fmt_clock(s.logout_time), clean(s.ended_by or "-", 40), s.short_id)
+
+
+def search_row(s: Session, now: float) -> Row:
+    status = "active" if s.is_active(now) else (s.end_reason or s.status)
+    return (clean(s.username, 40), clean(s.app, 30), clean(s.ip, 45), clean(status, 20),
+            fmt_clock(s.login_time), fmt_clock(s.logout_time), s.short_id)
+
+
+def cache_row(sid: str, summary: dict | None, raw: str, ttl: float | None) -> Row:
+    from core.tokens import short_id
+
+    data = summary or {}
+    if ttl is None:
+        left = "no TTL"
+    elif ttl < 0:
+        left = "gone"
+    else:
+        left = fmt_duration(ttl)
+    text = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("sid", "username", "app", "status")
+                    and v not in ("", None)) if summary is not None else raw
+    return (short_id(sid), clean(data.get("username", ""), 40), clean(data.get("app", ""), 30),
+            clean(data.get("status", ""), 10), left, clean(text, 120))
+
+
+def event_text(ev: Event) -> str:
+    """One tail line; plain lines from other apps are shown as they are (made safe)."""
+    if ev.kind == "text" or ev.seq is None:
+        return clean(ev.raw, 400)
+    stamp = time.strftime("%H:%M:%S", time.localtime(ev.ts)) if ev.ts is not None else "--:--:--"
+    parts = [stamp, f"#{ev.seq}", f"{ev.kind:<12}", clean(ev.username, 40), clean(ev.app, 30)]
+    extra = ev.data
+    if extra.get("ip"):
+        parts.append(clean(extra["ip"], 45))
+    if extra.get("reason") and extra.get("reason") != ev.kind:
+        parts.append(f"reason={clean(extra['reason'], 20)}")
+    if ev.actor and ev.actor != ev.username:
+        parts.append(f"by {clean(ev.actor, 60)}")
+    if ev.sid:
+        parts.append(ev.short_id)
+    return " ".join(p for p in parts if p)
+
+
+def event_matches(ev: Event, needle: str) -> bool:
+    return not needle or needle.casefold() in event_text(ev).casefold()
+
+
+# --- state ------------------------------------------------------------------------------
+
+@dataclass
+class DashboardModel:
+    """Connection state, counts and the bounded, de-duplicated event tail."""
+
+    target: str = ""
+    read_only: bool = False
+    max_events: int = EVENT_LINES
+    poll_ok: bool | None = None
+    feed_ok: bool | None = None
+    detail: str = ""
+    latency_ms: float | None = None
+    server: ServerInfo = field(default_factory=ServerInfo)
+    stats: Stats | None = None
+    last_seq: int = 0
+    events: deque[Event] = field(init=False)
+    paused: bool = False
+    sort_key: str = "seen"
+    descending: bool = True
+    event_filter: str = ""
+    failures: int = 0
+
+    def __post_init__(self) -> None:
+        self.events = deque(maxlen=self.max_events)
+
+    # connection
+    @property
+    def connected(self) -> bool:
+        return self.poll_ok is True and self.feed_ok is not False
+
+    @property
+    def state(self) -> str:
+        """``connecting`` before the first answer, then ``connected`` or ``reconnecting``."""
+        if self.poll_ok is None and self.feed_ok is None:
+            return "connecting"
+        return "connected" if self.connected else "reconnecting"
+
+    def poll_succeeded(self, stats: Stats, server: ServerInfo, latency_ms: float | None) -> None:
+        self.poll_ok, self.stats, self.server, self.latency_ms = True, stats, server, latency_ms
+        self.failures = 0
+        if self.feed_ok is not False:
+            self.detail = ""
+
+    def poll_failed(self, detail: str) -> None:
+        self.poll_ok = False
+        self.failures += 1
+        self.detail = detail
+
+    def feed_status(self, connected: bool, detail: str = "") -> None:
+        self.feed_ok = connected
+        if not connected:
+            self.detail = detail or self.detail
+        elif self.poll_ok is not False:
+            self.detail = ""
+
+    def retry_delay(self, interval: float, cap: float = 10.0) -> float:
+        """Backoff for the next poll after ``failures`` failed ones in a row."""
+        return min(cap, interval * (2 ** max(0, self.failures - 1))) if self.failures else interval
+
+    # events
+    def add_event(self, ev: Event) -> bool:
+        """Keep ``ev`` unless its seq was already seen: events arrive in seq order, so a
+        seq at or below the last one is a duplicate (for example after a catch-up)."""
+        if ev.seq is not None:
+            if ev.seq <= self.last_seq:
+                return False
+            self.last_seq = ev.seq
+        self.events.append(ev)
+        return True
+
+    def add_events(self, events: Iterable[Event]) -> list[Event]:
+        return [ev for ev in events if self.add_event(ev)]
+
+    def visible_events(self) -> list[Event]:
+        return [ev for ev in self.events if event_matches(ev, self.event_filter)]
+
+    # sorting
+    @property
+    def sort(self) -> SortColumn:
+        return SORT_BY_KEY[self.sort_key]
+
+    def cycle_sort(self) -> SortColumn:
+        keys = [c.key for c in SORT_COLUMNS]
+        self.sort_key = keys[(keys.index(self.sort_key) + 1) % len(keys)]
+        return self.sort
+
+    def sort_by(self, key: str) -> None:
+        """Sort by ``key``; choosing the current column again flips the order."""
+        if key not in SORT_BY_KEY:
+            return
+        if key == self.sort_key:
+            self.descending = not self.descending
+        else:
+            self.sort_key, self.descending = key, True
+
+    def order(self, sessions: Sequence[Session], *, server_sorted: bool = True) -> list[Session]:
+        """The page in display order (``server_sorted``: Redis already sorted indexed columns)."""
+        if server_sorted and self.sort.server is not None:
+            return list(sessions)
+        return sorted(sessions, key=self.sort.value, reverse=self.descending)
+
+    # header
+    def status_parts(self) -> list[tuple[str, str]]:
+        """(text, style class) pieces of the status bar, in order."""
+        parts: list[tuple[str, str]] = []
+        state = self.state
+        label = {"connected": "● connected", "reconnecting": "○ reconnecting", "connecting": "… connecting"}
+        parts.append((label[state], state))
+        if state == "reconnecting" and self.detail:
+            parts.append((clean(self.detail, 60), "detail"))
+        parts.append((self.target, "target"))
+        if self.server.version:
+            parts.append((f"Redis {clean(self.server.version, 20)}", "version"))
+        if self.latency_ms is not None:
+            parts.append((f"rtt {self.latency_ms:.1f}ms", "latency"))
+        if self.stats is not None:
+            parts.append((f"active {self.stats.active}", "count"))
+            parts.append((f"inactive {self.stats.ended}", "count"))
+        if self.server.used_memory is not None:
+            parts.append((f"mem {fmt_bytes(self.server.used_memory)}", "memory"))
+        if self.paused:
+            parts.append(("PAUSED", "paused"))
+        if self.read_only:
+            parts.append(("READ-ONLY", "readonly"))
+        return parts
+
+    def status_line(self) -> str:
+        return "  ".join(text for text, _ in self.status_parts())
+
+    def logins_per_minute(self) -> list[int]:
+        return list(self.stats.logins_per_minute) if self.stats else []

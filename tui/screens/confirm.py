@@ -1,0 +1,63 @@
+"""Confirmation before ending sessions. Cancel has the focus, so a stray Enter is harmless."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Label, Static
+
+from ..model import clean
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Asks ``question`` about the sessions described by ``rows`` ((user, app, ip) each).
+    ``y`` confirms; ``n``, ``escape`` and Enter on the focused Cancel button cancel."""
+
+    AUTO_FOCUS = "#cancel"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "confirm", "Yes, log out", id="confirm.yes"),
+        Binding("n", "cancel", "No", id="confirm.no"),
+        Binding("escape", "cancel", "Cancel", id="confirm.cancel"),
+    ]
+
+    def __init__(self, question: str, rows: Sequence[tuple[str, str, str]], *, more: int = 0) -> None:
+        super().__init__()
+        self.question = question
+        self.rows = list(rows)
+        self.more = more
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="confirm-box"):
+            yield Label(Text(self.question), id="confirm-question")
+            lines = Text()
+            for i, (user, app, ip) in enumerate(self.rows):
+                if i:
+                    lines.append("\n")
+                lines.append("user ", style="dim")
+                lines.append(clean(user, 60))
+                lines.append("  app ", style="dim")
+                lines.append(clean(app, 40))
+                lines.append("  IP ", style="dim")
+                lines.append(clean(ip, 45) or "-")
+            if self.more:
+                lines.append(f"\n… and {self.more} more")
+            yield Static(lines, id="confirm-details")
+            with Horizontal(id="confirm-buttons"):
+                yield Button("Cancel (n)", id="cancel", variant="primary")
+                yield Button("Log out (y)", id="confirm", variant="error")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id == "confirm")
+
+    def action_confirm(self) -> None:
+        self.dismiss(True)
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)

@@ -1,0 +1,111 @@
+"""One session in full: every field, its cache entry and its events."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+
+from core import CacheEntry, Event, Session, StoreError
+
+from ..model import clean, event_text, fmt_clock, fmt_duration
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    sid: str
+    session: Session | None
+    cache: CacheEntry | None
+    events: list[Event] = field(default_factory=list)
+    error: str = ""
+
+
+TIME_FIELDS = ("login_time", "last_seen", "expires_at", "max_expires_at", "logout_time")
+
+
+def render_detail(d: Detail, now: float) -> Text | Table:
+    if d.error:
+        return Text(f"cannot load session {d.sid[:8]}: {clean(d.error)}")
+    if d.session is None:
+        return Text(f"session {d.sid[:8]} no longer exists (ended and purged)")
+    table = Table(show_header=False, box=None, expand=True)
+    table.add_column("field", style="bold", no_wrap=True)
+    table.add_column("value")
+    s = d.session
+    for name, value in s.to_dict().items():
+        if name == "sid":
+            value = s.short_id
+        elif name in TIME_FIELDS and value is not None:
+            rel = fmt_duration(abs(value - now))
+            value = f"{fmt_clock(value)} ({'in ' + rel if value > now else rel + ' ago'})"
+        elif name == "metadata":
+            value = json.dumps(value, ensure_ascii=False) if value else ""
+        table.add_row(name, Text(clean(value, 300) if value not in (None, "") else "-"))
+    for problem in s.problems:
+        table.add_row("problem", Text(clean(problem)))
+    table.add_section()
+    if d.cache is None:
+        table.add_row("cache", Text("no cache entry"))
+    else:
+        ttl = "no TTL" if d.cache.ttl is None else ("gone" if d.cache.ttl < 0 else fmt_duration(d.cache.ttl))
+        table.add_row("cache TTL", Text(ttl))
+        table.add_row("cache", Text(clean(d.cache.raw, 600)))
+    table.add_section()
+    if not d.events:
+        table.add_row("events", Text("none in the recent log"))
+    for i, ev in enumerate(d.events):
+        table.add_row("events" if i == 0 else "", Text(event_text(ev)))
+    return table
+
+
+class DetailScreen(Screen[None]):
+    """Loads its data in a thread worker with ``loader`` (never on the event loop)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "close", "Back", id="detail.close"),
+        Binding("q", "close", "Back", show=False, id="detail.close2"),
+        Binding("r", "reload", "Reload", id="detail.reload"),
+    ]
+
+    def __init__(self, sid: str, loader: Callable[[str], Detail], now: Callable[[], float]) -> None:
+        super().__init__()
+        self.sid = sid
+        self.loader = loader
+        self.now = now
+
+    def compose(self) -> ComposeResult:
+        yield Static(Text(f"Session {self.sid[:8]}"), id="detail-title")
+        with VerticalScroll(id="detail-body"):
+            yield Static(Text("loading…"), id="detail-content")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.load()
+
+    @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
+    def load(self) -> None:
+        try:
+            detail = self.loader(self.sid)
+        except StoreError as exc:
+            detail = Detail(self.sid, None, None, error=str(exc))
+        self.app.call_from_thread(self.show, detail)
+
+    def show(self, detail: Detail) -> None:
+        self.detail = detail
+        self.query_one("#detail-content", Static).update(render_detail(detail, self.now()))
+
+    def action_reload(self) -> None:
+        self.load()
+
+    def action_close(self) -> None:
+        self.dismiss(None)

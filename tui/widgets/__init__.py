@@ -1,0 +1,1 @@
+"""Thin widgets: they render what the model and the messages give them."""
