@@ -69,7 +69,7 @@ def sync_client(url: str, opts: ConnectOptions | None = None) -> redis.Redis:
         pool = redis.BlockingConnectionPool.from_url(url, **_client_kwargs(opts))
     except ValueError as exc:
         raise InvalidInput("url", f"{exc} ({redact_url(url)})") from None
-    return redis.Redis(connection_pool=pool, retry=retry, retry_on_timeout=True)
+    return redis.Redis(connection_pool=pool, retry=retry)
 
 
 def async_client(url: str, opts: ConnectOptions | None = None) -> redis.asyncio.Redis:
@@ -82,7 +82,7 @@ def async_client(url: str, opts: ConnectOptions | None = None) -> redis.asyncio.
         pool = redis.asyncio.BlockingConnectionPool.from_url(url, **_client_kwargs(opts))
     except ValueError as exc:
         raise InvalidInput("url", f"{exc} ({redact_url(url)})") from None
-    return redis.asyncio.Redis(connection_pool=pool, retry=retry, retry_on_timeout=True)
+    return redis.asyncio.Redis(connection_pool=pool, retry=retry)
 
 
 def redact_url(url: str) -> str:

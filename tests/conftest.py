@@ -91,7 +91,7 @@ def make_store(backend: str, request: pytest.FixtureRequest, clock: FakeClock
             client = redis.Redis(connection_pool=redis.ConnectionPool(
                 **{**real.connection_pool.connection_kwargs}))
         else:
-            client = fakeredis.FakeRedis(server=fake_server, decode_responses=True)
+            client = fakeredis.FakeRedis(server=fake_server, decode_responses=True, encoding_errors="replace")
         store = SessionStore(client, prefix=prefix, policy=policy, clock=kw.get("clock", clock))  # type: ignore[arg-type]
         made.append(store)
         return store
@@ -126,7 +126,8 @@ async def make_async_store(backend: str, request: pytest.FixtureRequest, clock: 
             client = redis.asyncio.Redis(host=kw["host"], port=kw["port"], decode_responses=True,
                                          encoding_errors="replace")
         else:
-            client = fakeredis.FakeAsyncRedis(server=fake_server, decode_responses=True)
+            client = fakeredis.FakeAsyncRedis(server=fake_server, decode_responses=True,
+                                                encoding_errors="replace")
         store = AsyncSessionStore(client, prefix=prefix, policy=policy, clock=clock)
         made.append(store)
         return store

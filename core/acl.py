@@ -1,0 +1,258 @@
+"""Least-privilege Redis ACL users for sessionwatch: the one place that states them.
+
+Three users, all confined to sessionwatch's keys (built from :class:`core.Schema`, so a
+key prefix is honoured) and to its event channel:
+
+``sessionwatch-app``
+    The web app: every session write (each one a Lua script: EVALSHA, plus SCRIPT LOAD
+    after a server restart empties the script cache), the reads, PUBLISH on the event
+    channel (from inside the scripts).
+``sessionwatch-dashboard``
+    The read-only dashboard: read commands on our keys, SUBSCRIBE to the event channel
+    and to ``__keyevent@<db>__:expired``, PING, INFO (it shows server stats; INFO holds
+    no data or secrets, unlike CONFIG GET, which stays denied). No write, no script.
+``sessionwatch-admin``
+    The admin dashboard: the dashboard's rights plus ending sessions (logout, logout of
+    all of a user's sessions, sweep). Those are Lua scripts and Lua runs with the
+    caller's ACL, so this user holds EVALSHA and the write commands those scripts call,
+    on our keys. The honest trade-off: Redis cannot limit a user to *our* scripts, so an
+    admin client could also write session hashes by hand (even mint a session). It can
+    still touch no other key, run no admin command (CONFIG, FLUSHALL, KEYS, DEBUG,
+    SHUTDOWN, CLIENT KILL, ...) and cannot create users; its password is as sensitive
+    as the app's.
+
+Everyone: the ``default`` user is off. Note that SCAN lists key names regardless of key
+patterns, which is why a raw token never appears in a key name (only its derived id).
+
+Passwords come from the environment (``SESSIONWATCH_<ROLE>_PASSWORD``) or from a file
+named by ``SESSIONWATCH_<ROLE>_PASSWORD_FILE``; the ACL file stores only their SHA-256.
+``python -m core.acl write PATH`` writes the ACL file that ``redis.conf`` loads.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import re
+import secrets
+import sys
+import urllib.parse
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import InvalidInput
+from .schema import Schema
+from .scripts import script_source
+
+ACL_FILE_NAME = "sessionwatch-users.acl"
+"""What ``redis.conf`` loads with ``aclfile`` (a relative path: resolved in Redis's ``dir``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Role:
+    name: str
+    user: str
+    scripts: tuple[str, ...]
+    """Lua scripts this role runs (their commands are granted on our keys)."""
+    publish: bool
+    subscribe: bool
+    info: bool
+
+
+ROLES: dict[str, Role] = {
+    "app": Role("app", "sessionwatch-app",
+                ("login", "validate", "logout", "logout_user", "update_profile", "sweep", "adopt"),
+                publish=True, subscribe=False, info=False),
+    "dashboard": Role("dashboard", "sessionwatch-dashboard", (), publish=False, subscribe=True, info=True),
+    "admin": Role("admin", "sessionwatch-admin", ("logout", "logout_user", "sweep"),
+                  publish=True, subscribe=True, info=True),
+}
+
+READ_COMMANDS = (
+    "get", "mget", "exists", "type", "ttl", "pttl", "strlen",
+    "hget", "hmget", "hgetall", "hlen",
+    "lrange", "lindex", "llen",
+    "smembers", "scard", "sismember",
+    "zrange", "zrevrange", "zrangebyscore", "zrevrangebyscore", "zrangebylex", "zcard", "zcount", "zscore",
+    "scan",
+)
+"""What the read side (core.plans, core.feed) sends, and a few harmless neighbours."""
+
+CONNECTION_COMMANDS = ("auth", "hello", "ping", "echo", "select", "reset",
+                       "client|setname", "client|getname", "client|id")
+"""What redis-py sends when it connects. Not CLIENT SETINFO: Redis 7.0 does not know it
+(redis-py ignores its error either way)."""
+
+_LUA_CALL = re.compile(r"redis\.p?call\(\s*'([A-Za-z]+)'")
+_GLOB = re.compile(r"([*?\[\]\\])")
+
+
+def script_commands(name: str) -> set[str]:
+    """Redis commands one of our Lua scripts calls (Lua obeys the caller's ACL)."""
+    return {c.lower() for c in _LUA_CALL.findall(script_source(name))}
+
+
+def _glob_escape(text: str) -> str:
+    return _GLOB.sub(r"\\\1", text)
+
+
+def key_patterns(schema: Schema) -> list[str]:
+    """Glob patterns covering every key sessionwatch reads or writes, and nothing else."""
+    esc = Schema(_glob_escape(schema.prefix))
+    return [
+        esc.session("*"), esc.cache("*"), esc.user_sessions("*"), esc.user_active("*"),
+        esc.events, esc.event_seq, esc.idx_expiry, esc.idx_seen, esc.idx_login, esc.idx_ended,
+        esc.idx_search, esc.stats_app, esc.stats_type, esc.minute_counter("logins", "*"),  # type: ignore[arg-type]
+        esc.minute_counter("ends", "*"), esc.marker,  # type: ignore[arg-type]
+    ]
+
+
+def channels(role: Role, schema: Schema, db: int = 0) -> list[str]:
+    out = []
+    if role.publish or role.subscribe:
+        out.append(_glob_escape(schema.channel))
+    if role.subscribe:
+        out.append(_glob_escape(Schema.expired_channel(db)))
+    return out
+
+
+def commands(role: Role) -> list[str]:
+    """The commands ``role`` may run, sorted (its keys and channels restrict them further)."""
+    granted = set(READ_COMMANDS) | set(CONNECTION_COMMANDS)
+    for name in role.scripts:
+        granted |= script_commands(name)
+    if role.scripts:
+        granted |= {"evalsha", "script|load"}
+    if role.subscribe:
+        granted |= {"subscribe", "unsubscribe", "punsubscribe"}
+    if role.info:
+        granted.add("info")
+    if not role.publish:
+        granted.discard("publish")
+    return sorted(granted)
+
+
+def rules(role: str | Role, schema: Schema | None = None, db: int = 0) -> list[str]:
+    """ACL rules for ``role``, without any password (``ACL SETUSER <user> on <rules>``)."""
+    r = ROLES[role] if isinstance(role, str) else role
+    schema = schema or Schema()
+    out = ["reset", "on", "resetkeys", "resetchannels", "-@all"]
+    out += [f"~{p}" for p in key_patterns(schema)]
+    out += [f"&{c}" for c in channels(r, schema, db)]
+    out += [f"+{c}" for c in commands(r)]
+    return out
+
+
+def password_hash(password: str) -> str:
+    return hashlib.sha256(password.encode("utf-8")).hexdigest()
+
+
+def acl_line(role: str, password: str, schema: Schema | None = None, db: int = 0) -> str:
+    """One ``user`` line for an ACL file; stores only the password's SHA-256."""
+    _check_password(role, password)
+    granted = rules(role, schema, db)  # starts with "reset on": the hash goes after them
+    return " ".join(["user", ROLES[role].user, *granted[:2], f"#{password_hash(password)}", *granted[2:]])
+
+
+def render_acl_file(passwords: Mapping[str, str], schema: Schema | None = None, db: int = 0) -> str:
+    """The ACL file: ``default`` off, then one line per role that has a password."""
+    # ACL files allow no comments: what this file is, is said in redis.conf.
+    lines = ["user default off resetpass resetkeys resetchannels -@all"]
+    for role in ROLES:
+        if role in passwords:
+            lines.append(acl_line(role, passwords[role], schema, db))
+    return "\n".join(lines) + "\n"
+
+
+def _check_password(role: str, password: object) -> None:
+    if role not in ROLES:
+        raise InvalidInput("role", f"must be one of {', '.join(ROLES)}")
+    if not isinstance(password, str) or len(password) < 16:
+        raise InvalidInput(f"{role} password", "must be at least 16 characters")
+    if any(c.isspace() or ord(c) < 32 for c in password):
+        raise InvalidInput(f"{role} password", "must not contain spaces or control characters")
+
+
+def env_name(role: str) -> str:
+    return f"SESSIONWATCH_{role.upper()}_PASSWORD"
+
+
+def password_from_env(role: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The role's password from ``SESSIONWATCH_<ROLE>_PASSWORD`` or the file named by
+    ``SESSIONWATCH_<ROLE>_PASSWORD_FILE`` (first line); ``None`` if neither is set."""
+    env = os.environ if environ is None else environ
+    direct = env.get(env_name(role))
+    if direct:
+        return direct
+    path = env.get(env_name(role) + "_FILE")
+    if path:
+        try:
+            first = Path(path).read_text(encoding="utf-8").splitlines()
+        except OSError as exc:
+            raise InvalidInput(env_name(role) + "_FILE", f"cannot read {path}: {exc.strerror}") from None
+        return first[0].strip() if first else None
+    return None
+
+
+def generate_passwords() -> dict[str, str]:
+    """Fresh random passwords (256 bits each), for throwaway servers such as the demo."""
+    return {role: secrets.token_urlsafe(32) for role in ROLES}
+
+
+def provision(directory: str | os.PathLike[str], passwords: Mapping[str, str] | None = None, *,
+              schema: Schema | None = None, db: int = 0) -> dict[str, str]:
+    """Write ``sessionwatch-users.acl`` into ``directory`` (mode 0600) and return the
+    passwords used: ``passwords`` if given, else random ones (for an embedded server)."""
+    chosen = dict(passwords) if passwords is not None else generate_passwords()
+    path = Path(directory) / ACL_FILE_NAME
+    text = render_acl_file(chosen, schema, db)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    return chosen
+
+
+def url_for(base_url: str, role: str, password: str) -> str:
+    """``base_url`` with the role's user name and password (show it only via redact_url)."""
+    parts = urllib.parse.urlsplit(base_url)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    creds = f"{urllib.parse.quote(ROLES[role].user, safe='')}:{urllib.parse.quote(password, safe='')}"
+    return urllib.parse.urlunsplit((parts.scheme, f"{creds}@{host}", parts.path, parts.query, ""))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m core.acl", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    w = sub.add_parser("write", help="write the ACL file from SESSIONWATCH_<ROLE>_PASSWORD[_FILE]")
+    w.add_argument("path")
+    s = sub.add_parser("show", help="print each user's rules (no passwords)")
+    for p in (w, s):
+        p.add_argument("--prefix", default="", help="key prefix the apps use")
+        p.add_argument("--db", type=int, default=0, help="database number (for the expired-events channel)")
+    args = parser.parse_args(argv)
+    schema = Schema(args.prefix)
+    if args.cmd == "show":
+        for role, r in ROLES.items():
+            print(f"{r.user} ({role}): {' '.join(rules(role, schema, args.db))}")
+        return 0
+    try:
+        found = {role: pw for role in ROLES if (pw := password_from_env(role))}
+        missing = [env_name(role) for role in ROLES if role not in found]
+        if missing:
+            print(f"error: set {', '.join(missing)} (or the *_FILE variants)", file=sys.stderr)
+            return 2
+        text = render_acl_file(found, schema, args.db)
+        fd = os.open(args.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except (InvalidInput, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.path} with users {', '.join(r.user for r in ROLES.values())}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
