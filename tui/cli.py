@@ -1,0 +1,762 @@
+"""The ``sessionwatch`` command: the dashboard, the demo, and non-interactive commands for
+scripts, cron jobs and health probes.
+
+Every failure is one line on stderr and a non-zero exit code, never a traceback:
+1 error (unknown session, nothing to do, file problem), 2 bad usage or input,
+3 Redis unreachable or credentials refused, 4 refused (read-only mode or Redis ACL),
+130 interrupted. Passwords are never printed; URLs are shown redacted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import sys
+import threading
+import time
+import urllib.parse
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any, NoReturn, TextIO
+
+from core import (
+    DEFAULT_URL,
+    ConnectOptions,
+    Event,
+    InvalidInput,
+    Page,
+    PermissionDenied,
+    Session,
+    SessionNotFound,
+    SessionStore,
+    Stats,
+    StoreError,
+    StoreUnavailable,
+    redact_url,
+)
+from core import validation as check
+from core.connection import REDIS_ERRORS, map_error
+
+PROG = "sessionwatch"
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
+WRITE_COMMANDS = frozenset({"logout", "sweep", "import", "reindex"})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+class CliError(Exception):
+    """A failure to report as one line with an exit code."""
+
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error as one line (plus a pointer to --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{message} (see '{self.prog} --help')", EXIT_USAGE)
+
+
+# --- output helpers -------------------------------------------------------------------------
+
+def safe(text: object) -> str:
+    """Text that other apps control, made harmless for a terminal: control characters
+    (escape sequences, CR/LF) are shown as ``\\xNN`` instead of being interpreted."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+
+
+def to_json(obj: Any) -> str:
+    """One JSON line; C1 control characters escaped too (json leaves them raw)."""
+    line = json.dumps(obj, ensure_ascii=False, sort_keys=True)
+    return re.sub(r"[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", line)
+
+
+def when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def span(seconds: float) -> str:
+    seconds = int(max(0, seconds))
+    if seconds >= 86400:
+        return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 60}m{seconds % 60:02d}s"
+
+
+def _cell(text: str, width: int) -> str:
+    text = safe(text)
+    return (text[: width - 1] + "…" if len(text) > width else text).ljust(width)
+
+
+SESSION_HEADER = (f"{'SID':<8}  {'USER':<20}  {'APP':<10}  {'TYPE':<6}  {'IP':<15}  {'LOGIN':<19}  "
+                  f"{'LAST SEEN':<19}  STATE")
+
+
+def session_line(s: Session, now: float) -> str:
+    if s.is_active(now):
+        state = f"active, expires in {span((s.expires_at or now) - now)}" if s.expires_at else "active"
+    else:
+        reason = s.end_reason or ("expired" if s.status == "active" else s.status)
+        state = f"ended {when(s.logout_time)}" if s.logout_time else "ended"
+        state += f" ({safe(reason)})"
+    if s.problems:
+        state += f" [{safe('; '.join(s.problems))}]"
+    return (f"{_cell(s.short_id, 8)}  {_cell(s.username, 20)}  {_cell(s.app, 10)}  {_cell(s.type, 6)}  "
+            f"{safe(s.ip or '-'):<15}  {when(s.login_time):<19}  {when(s.last_seen):<19}  {state}")
+
+
+def session_json(s: Session, now: float) -> str:
+    return to_json({**s.to_dict(), "short_id": s.short_id, "active": s.is_active(now),
+                    "problems": list(s.problems)})
+
+
+_EVENT_BASE = ("seq", "ts", "kind", "sid", "username", "app", "actor")
+
+
+def event_line(ev: Event) -> str:
+    if ev.kind == "text":
+        return f"{'-':<19}  {'':>6}  {'text':<12}  {safe(ev.raw)}"
+    seq = f"#{ev.seq}" if ev.seq is not None else ""
+    line = (f"{when(ev.ts):<19}  {seq:>6}  {_cell(ev.kind, 12)}  {_cell(ev.username or '-', 20)}  "
+            f"{_cell(ev.app or '-', 10)}  {safe(ev.short_id) or '-':<8}")
+    if ev.actor and ev.actor != ev.username:
+        line += f"  by {safe(ev.actor)}"
+    extra = [f"{safe(k)}={safe(v)}" for k, v in sorted(ev.data.items()) if k not in _EVENT_BASE and v != ""]
+    return line + ("  " + " ".join(extra) if extra else "")
+
+
+def event_json(ev: Event) -> str:
+    if ev.kind == "text":
+        return to_json({"kind": "text", "raw": ev.raw})
+    return re.sub(r"[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", ev.raw)
+
+
+def note(message: str) -> None:
+    print(f"{PROG}: {safe(message)}", file=sys.stderr)
+
+
+# --- connection -----------------------------------------------------------------------------
+
+def with_password(url: str, password: str) -> str:
+    """``url`` with ``password`` set (percent-encoded) in place of any password it had."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "unix":
+        query = [(k, v) for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+                 if k != "password"]
+        query.append(("password", password))
+        return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+    host = parts.netloc.rsplit("@", 1)[-1]
+    user = urllib.parse.quote(parts.username or "", safe="")
+    netloc = f"{user}:{urllib.parse.quote(password, safe='')}@{host}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def read_password_file(path: str) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise CliError(f"cannot read --password-file {path}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"--password-file {path} is not UTF-8 text", EXIT_USAGE) from None
+    lines = text.splitlines()
+    if not lines or not lines[0]:
+        raise CliError(f"--password-file {path} is empty", EXIT_USAGE)
+    return lines[0]
+
+
+def resolve_url(args: argparse.Namespace) -> str:
+    url = args.url or os.environ.get("REDIS_URL") or DEFAULT_URL
+    if args.password_file:
+        url = with_password(url, read_password_file(args.password_file))
+    return url
+
+
+def connect_options(args: argparse.Namespace) -> ConnectOptions:
+    timeout = args.timeout
+    return ConnectOptions(socket_timeout=timeout, connect_timeout=timeout)
+
+
+def open_store(args: argparse.Namespace) -> SessionStore:
+    return SessionStore.from_url(resolve_url(args), prefix=args.prefix, options=connect_options(args))
+
+
+def actor() -> str:
+    from .actor import default_actor
+
+    return default_actor()
+
+
+# --- commands -------------------------------------------------------------------------------
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from .app import build_app  # Textual loads only for the dashboard
+
+    url = resolve_url(args)
+    store = SessionStore.from_url(url, prefix=args.prefix, options=connect_options(args))
+    try:
+        app = build_app(store, read_only=args.read_only, actor=actor(), refresh_interval=args.refresh,
+                        target_label=redact_url(url), feed=args.feed, sweep=args.sweep)
+        app.run()
+    finally:
+        store.close()
+    return int(getattr(app, "return_code", None) or 0)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from . import demo
+
+    # only an explicit --url: $REDIS_URL must not send simulated sessions to a real Redis
+    return demo.run(url=resolve_url(args) if args.url else None,
+                    prefix=args.prefix, rate=args.rate, seed=args.seed, sessions=args.sessions,
+                    read_only=args.read_only, refresh_interval=args.refresh,
+                    options=connect_options(args))
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulator import Simulator
+
+    if args.read_only:
+        raise CliError("--read-only: simulate writes sessions; refusing", EXIT_REFUSED)
+    with open_store(args) as store:
+        store.ping()
+        sim = Simulator(store, seed=args.seed, users=args.users)
+        try:
+            stats = sim.run(args.rate, duration=args.duration, max_ops=args.ops)
+        except KeyboardInterrupt:
+            stats = sim.stats
+        print(stats.summary())
+        return EXIT_OK if stats.total or not stats.errors else EXIT_UNAVAILABLE
+
+
+def _finish_scan(page: Page, fetch: Callable[[int, int], Page]) -> Page:
+    """Classic layout: drive the incremental SCAN to the end, so paging sees a stable order."""
+    found = -1
+    while page.problems and page.mode == "scan" and page.total != found:
+        found = page.total
+        page = fetch(0, 1)
+    return page
+
+
+def _paged(fetch: Callable[[int, int], Page], limit: int | None, page_size: int = 500, *,
+           quiet: bool = False) -> Iterator[Session]:
+    """Sessions from successive pages; everything when ``limit`` is ``None``."""
+    size = page_size if limit is None else min(page_size, limit)
+    page = fetch(0, size)
+    if page.mode == "scan":
+        if not quiet:
+            note("classic layout (no sessionwatch indexes): listing by SCAN; "
+                 "run 'sessionwatch reindex' to index it")
+        if limit is None or len(page.sessions) < limit:
+            page = _finish_scan(page, fetch)
+            page = fetch(0, size)
+    count, offset = 0, 0
+    while True:
+        for s in page.sessions:
+            yield s
+            count += 1
+            if limit is not None and count >= limit:
+                return
+        offset += size
+        if offset >= page.total:
+            return
+        page = fetch(offset, size)
+
+
+def cmd_sessions(args: argparse.Namespace) -> int:
+    limit = None if args.all else args.limit
+    with open_store(args) as store:
+        now = store.ctx.clock()
+        if args.user:
+            sessions: Iterator[Session] = iter(store.user_history(args.user, limit=min(limit or 1000, 1000)))
+            if args.status:
+                want = args.status == "active"
+                sessions = (s for s in sessions if s.is_active(now) == want)
+        elif args.status == "inactive":
+            sessions = _paged(lambda o, n: store.ended_page(offset=o, limit=n), limit)
+        else:
+            sessions = _paged(lambda o, n: store.active_page(sort=args.sort, offset=o, limit=n), limit)
+        shown = 0
+        if not args.json:
+            print(SESSION_HEADER)
+        for s in sessions:
+            print(session_json(s, now) if args.json else session_line(s, now))
+            shown += 1
+        if not args.json and not shown:
+            note("no sessions match")
+    return EXIT_OK
+
+
+def _resolve_sid(store: SessionStore, ref: str) -> Session:
+    """A session from its full id or an unambiguous prefix (the 8-character short id)."""
+    session = store.get(ref)
+    if session is not None:
+        return session
+    if len(ref) < 4:
+        raise SessionNotFound(ref, "no such session (give at least 4 characters of the id)")
+    found = {s.sid: s for s in store.search("sid", ref, limit=2)}
+    if not found:
+        raise SessionNotFound(ref)
+    if len(found) > 1:
+        raise CliError(f"session id prefix {safe(ref)!r} is ambiguous; give more characters", EXIT_USAGE)
+    return next(iter(found.values()))
+
+
+def cmd_logout(args: argparse.Namespace) -> int:
+    if bool(args.sid) == bool(args.user):
+        raise CliError("give a session id or --user USER (not both)", EXIT_USAGE)
+    who = actor()
+    with open_store(args) as store:
+        if args.user:
+            ended = store.logout_user(args.user, actor=who)
+            if not ended:
+                raise CliError(f"user {safe(args.user)!r} has no active sessions")
+            print(f"logged out {len(ended)} session(s) of {safe(args.user)}: "
+                  + " ".join(safe(sid[:8]) for sid in ended))
+            return EXIT_OK
+        session = _resolve_sid(store, args.sid)
+        if not session.is_active(store.ctx.clock()) or not store.logout(session.sid, actor=who):
+            raise CliError(f"session {session.short_id} ({safe(session.username)}) has already ended "
+                           f"({safe(session.end_reason or 'expired')})")
+        print(f"logged out {session.short_id}: {safe(session.username)}, {safe(session.app) or '-'}, "
+              f"{safe(session.ip) or '-'}")
+    return EXIT_OK
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    fmt = event_json if args.json else event_line
+    with open_store(args) as store:
+        if not args.follow:
+            for ev in reversed(store.events(limit=args.limit)):
+                print(fmt(ev))
+            return EXIT_OK
+        store.ping()
+        follow_events(store, args.limit, fmt, count=args.count)
+    return EXIT_OK
+
+
+def follow_events(store: SessionStore, backlog: int, fmt: Callable[[Event], str], *,
+                  count: int | None = None, stop: threading.Event | None = None,
+                  out: TextIO | None = None) -> int:
+    """Print the last ``backlog`` events, then each new one as it happens, until ``stop``
+    is set, ``count`` new events were printed, or Ctrl-C. Outages are noted on stderr
+    and the feed reconnects and catches up by itself."""
+    from core.feed import EventFeed, FeedStatus, Resync
+
+    stop = stop or threading.Event()
+    out = out or sys.stdout
+    feed = EventFeed(store, backlog=backlog)
+    printed, new = 0, 0
+    initial = True
+    try:
+        for item in feed.run(stop):
+            if isinstance(item, Event):
+                print(fmt(item), file=out, flush=True)
+                printed += 1
+                if not initial:
+                    new += 1
+                    if count is not None and new >= count:
+                        break
+            elif isinstance(item, FeedStatus):
+                if not item.connected:
+                    note(f"live feed lost ({item.detail}); reconnecting")
+                elif not initial:
+                    note("live feed reconnected")
+            elif isinstance(item, Resync):
+                initial = False
+                if item.gap:
+                    note("some events were trimmed from the log while disconnected")
+                if count is not None and count <= 0:
+                    break
+    finally:
+        stop.set()
+        feed.close()
+    return printed
+
+
+def scan_stats(store: SessionStore, minutes: int) -> Stats:
+    """Counts for the classic layout (no indexes to count from): one pass over the
+    sessions found by SCAN, a page at a time."""
+    active = 0
+    by_app: Counter[str] = Counter()
+    by_type: Counter[str] = Counter()
+    ended = sum(1 for _ in _paged(lambda o, n: store.ended_page(offset=o, limit=n), None, quiet=True))
+    for s in _paged(lambda o, n: store.active_page(offset=o, limit=n), None, quiet=True):
+        active += 1
+        by_app[s.app] += 1
+        by_type[s.type] += 1
+    zeros = [0] * minutes
+    return Stats(active=active, ended=ended, expired_pending=0, by_app=dict(by_app), by_type=dict(by_type),
+                 logins_per_minute=zeros, ends_per_minute=list(zeros), mode="scan")
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        st = store.stats(minutes=args.minutes)
+        if st.mode == "scan":
+            st = scan_stats(store, args.minutes)
+    if args.json:
+        print(to_json({"active": st.active, "ended": st.ended, "expired_pending": st.expired_pending,
+                       "by_app": st.by_app, "by_type": st.by_type,
+                       "logins_per_minute": st.logins_per_minute, "ends_per_minute": st.ends_per_minute,
+                       "mode": st.mode}))
+        return EXIT_OK
+
+    def counts(d: dict[str, int]) -> str:
+        return ", ".join(f"{safe(k)} {v}" for k, v in sorted(d.items(), key=lambda kv: -kv[1])) or "-"
+
+    print(f"active       {st.active}" + (f"  ({st.expired_pending} past expiry, awaiting sweep)"
+                                         if st.expired_pending else ""))
+    print(f"ended        {st.ended}")
+    print(f"by app       {counts(st.by_app)}")
+    print(f"by type      {counts(st.by_type)}")
+    print(f"logins       {sum(st.logins_per_minute)} in the last {args.minutes} min, "
+          f"{st.logins_per_minute[-1] if st.logins_per_minute else 0} this minute")
+    print(f"ends         {sum(st.ends_per_minute)} in the last {args.minutes} min")
+    print(f"layout       {'sessionwatch indexes' if st.mode == 'index' else 'classic (SCAN; run reindex)'}")
+    return EXIT_OK
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        result = store.sweep(actor=f"sweep:{actor()}")
+    print(f"ended {result.expired} expired session(s), purged {result.purged} old one(s) "
+          f"in {result.calls} call(s)")
+    return EXIT_OK
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    url = resolve_url(args)
+    with SessionStore.from_url(url, prefix=args.prefix, options=connect_options(args)) as store:
+        t0 = time.perf_counter()
+        store.ping()
+        rtt = (time.perf_counter() - t0) * 1000
+        info = store.server_info()
+    line = f"ok: {redact_url(url)} answered in {rtt:.1f} ms"
+    if info.version:
+        line += f", redis {info.version}"
+    flags = info.notify_keyspace_events
+    if flags is not None and not ("x" in flags and ("E" in flags or "A" in flags)):
+        line += "; note: keyspace notifications for expired keys are off (notify-keyspace-events Ex)"
+    print(safe(line))
+    return EXIT_OK
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    with open_store(args) as store:
+        records = store.export_sessions()
+    lines = "".join(to_json(r) + "\n" for r in records)
+    if args.out in (None, "-"):
+        sys.stdout.write(lines)
+        return EXIT_OK
+    target = Path(args.out)
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # sessions are personal data
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(lines)
+        os.replace(tmp, target)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+    note(f"exported {len(records)} session(s) to {args.out}")
+    return EXIT_OK
+
+
+def parse_import(lines: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
+    """Check every line of an export before anything is written: all or nothing."""
+    records: list[tuple[str, dict[str, str]]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError:
+            raise CliError(f"line {number}: not JSON", EXIT_USAGE) from None
+        if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
+            raise CliError(f'line {number}: expected {{"sid": ..., "fields": {{...}}}}', EXIT_USAGE)
+        try:
+            sid = check.sid(data.get("sid"))
+            fields: dict[str, str] = {}
+            for key, value in data["fields"].items():
+                if isinstance(value, bool) or not isinstance(value, str | int | float):
+                    raise InvalidInput(f"fields.{key}", "must be text or a number")
+                fields[check.text("field", key, limit=64)] = check.text(
+                    f"fields.{key}", str(value), required=False, limit=4096)
+            check.text("fields.username", fields.get("username"))
+        except InvalidInput as exc:
+            raise CliError(f"line {number}: {exc}", EXIT_USAGE) from None
+        records.append((sid, fields))
+    return records
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    try:
+        if args.file in (None, "-"):
+            lines = sys.stdin.read().splitlines()
+        else:
+            lines = Path(args.file).read_text(encoding="utf-8").splitlines()
+    except OSError as exc:
+        raise CliError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise CliError(f"{args.file or 'stdin'} is not UTF-8 text", EXIT_USAGE) from None
+    records = parse_import(lines)
+    restored = skipped = 0
+    with open_store(args) as store:
+        for sid, fields in records:
+            if store.get(sid) is not None:
+                skipped += 1  # never overwrite a session that exists
+                continue
+            store.adopt(sid, fields, actor=f"import:{actor()}")  # writes only if still absent
+            restored += 1
+    print(f"imported {restored} session(s); skipped {skipped} already present")
+    return EXIT_OK
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    """Index sessions that another app wrote with plain commands (classic layout)."""
+    scanned = added = 0
+    with open_store(args) as store:
+        cursor: int | str = 0
+        for _ in range(10_000_000):
+            try:
+                cursor, keys = store.client.scan(cursor=cursor, match=store.schema.session_pattern,
+                                                 count=args.batch, _type="hash")
+            except REDIS_ERRORS as exc:
+                raise map_error(exc) from exc
+            for key in keys:
+                scanned += 1
+                if store.adopt(store.schema.sid_from_session_key(key), actor=f"reindex:{actor()}"):
+                    added += 1
+            if int(cursor) == 0:
+                break
+    print(f"reindexed: {scanned} session key(s) scanned, {added} newly indexed")
+    return EXIT_OK
+
+
+# --- parser ---------------------------------------------------------------------------------
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def _int_between(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not lo <= value <= hi:
+            raise argparse.ArgumentTypeError(f"must be between {lo} and {hi}, got {value}")
+        return value
+
+    return parse
+
+
+def _common() -> argparse.ArgumentParser:
+    """Options every subcommand accepts (also before the subcommand name)."""
+    p = argparse.ArgumentParser(add_help=False)
+    g = p.add_argument_group("connection")
+    s = argparse.SUPPRESS
+    g.add_argument("--url", default=s, metavar="URL",
+                   help="redis://[user:pass@]host:port/db, rediss://... (TLS, e.g. "
+                        "?ssl_ca_certs=/path/ca.pem) or unix:///path.sock "
+                        f"(default: $REDIS_URL, else {DEFAULT_URL})")
+    g.add_argument("--password-file", default=s, metavar="FILE",
+                   help="read the Redis password from the first line of FILE instead of the URL")
+    g.add_argument("--prefix", default=s, metavar="PREFIX",
+                   help="key prefix the app uses, e.g. 'myapp:' (default: none)")
+    g.add_argument("--timeout", default=s, type=_positive_float, metavar="SECONDS",
+                   help="socket and connect timeout per Redis call (default: 2)")
+    g.add_argument("--read-only", default=s, action="store_true",
+                   help="never write: the dashboard hides write actions; logout/sweep/import/reindex refuse")
+    return p
+
+
+DEFAULTS = {"url": None, "password_file": None, "prefix": "", "timeout": 2.0, "read_only": False}
+
+COMMANDS = {
+    "watch": cmd_watch, "demo": cmd_demo, "simulate": cmd_simulate, "sessions": cmd_sessions,
+    "logout": cmd_logout, "events": cmd_events, "stats": cmd_stats, "sweep": cmd_sweep,
+    "health": cmd_health, "export": cmd_export, "import": cmd_import, "reindex": cmd_reindex,
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = _Parser(prog=PROG, parents=[common],
+                     description="Watch and control user sessions stored in Redis. "
+                                 "With no command, opens the live dashboard ('watch').",
+                     epilog="Exit codes: 0 ok, 1 error, 2 bad usage or input, 3 Redis unreachable or "
+                            "credentials refused, 4 refused (read-only or ACL), 130 interrupted.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def add(name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=help, description=description or help)
+
+    def dashboard_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--refresh", type=_positive_float, default=2.0, metavar="SECONDS",
+                       help="reconciliation interval; live changes arrive sooner (default: 2)")
+
+    p = add("watch", "open the live dashboard (the default command)")
+    dashboard_options(p)
+    p.add_argument("--no-feed", dest="feed", action="store_false",
+                   help="poll only; do not subscribe to the live feed")
+    p.add_argument("--sweep", action=argparse.BooleanOptionalAction, default=None,
+                   help="whether the dashboard periodically ends expired sessions "
+                        "(default: on unless --read-only)")
+
+    p = add("demo", "run the dashboard over simulated traffic",
+            "Start an embedded Redis (no install needed) configured like redis.conf, seed sessions, "
+            "run the traffic simulator in the background and open the dashboard. With --url, use "
+            "that Redis instead (it will receive simulated sessions).")
+    dashboard_options(p)
+    p.add_argument("--rate", type=_non_negative_float, default=5.0, metavar="OPS",
+                   help="simulated operations per second (default: 5; 0 = no background traffic)")
+    p.add_argument("--sessions", type=_int_between(0, 100_000), default=60, metavar="N",
+                   help="sessions to log in before the dashboard opens (default: 60)")
+    p.add_argument("--seed", type=int, default=None, help="random seed, for a reproducible run")
+
+    p = add("simulate", "generate realistic session traffic (no dashboard)",
+            "Log users in and out, validate tokens, update profiles, evict over the per-user cap, "
+            "expire short sessions and sweep them, at a steady rate, then print a summary.")
+    p.add_argument("--rate", type=_non_negative_float, default=20.0, metavar="OPS",
+                   help="operations per second (default: 20; 0 = as fast as possible)")
+    p.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
+                   help="stop after this long (default: until Ctrl-C or --ops)")
+    p.add_argument("--ops", type=_int_between(1, 10**9), default=None, metavar="N",
+                   help="stop after N operations")
+    p.add_argument("--users", type=_int_between(1, 100_000), default=200, metavar="N",
+                   help="number of simulated people (default: 200)")
+    p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible traffic")
+
+    p = add("sessions", "list sessions (active by default)")
+    p.add_argument("--user", metavar="USER", help="only this user's sessions (any status unless --status)")
+    p.add_argument("--status", choices=("active", "inactive"), default=None,
+                   help="active (default) or inactive (ended) sessions")
+    p.add_argument("--all", action="store_true", help="list every matching session (ignores --limit)")
+    p.add_argument("--limit", type=_int_between(1, 1000), default=50, metavar="N",
+                   help="at most N sessions (default: 50)")
+    p.add_argument("--sort", choices=("last_seen", "login_time", "expires_at"), default="last_seen",
+                   help="order of active sessions, newest first (default: last_seen)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+
+    p = add("logout", "end one session, or every session of a user",
+            "End a session by id (full id or at least 4 characters of it, e.g. the 8-character short "
+            "id), or every active session of --user. The event log records who did it.")
+    p.add_argument("sid", nargs="?", metavar="SID", help="session id or unambiguous prefix")
+    p.add_argument("--user", metavar="USER", help="end every active session of USER")
+
+    p = add("events", "show the event log (oldest first); --follow for live events")
+    p.add_argument("--limit", type=_int_between(1, 1000), default=20, metavar="N",
+                   help="show the last N events (default: 20)")
+    p.add_argument("--follow", "-f", action="store_true", help="keep printing new events as they happen")
+    p.add_argument("--count", type=_int_between(0, 10**9), default=None, metavar="N",
+                   help="with --follow: exit after N new events")
+    p.add_argument("--json", action="store_true", help="print each event's raw JSON line")
+
+    p = add("stats", "session counts, by app and type, logins per minute")
+    p.add_argument("--minutes", type=_int_between(1, 120), default=30, metavar="N",
+                   help="per-minute history to sum (default: 30)")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+
+    add("sweep", "end sessions whose expiry passed and purge old history now",
+        "End sessions whose idle or absolute expiry passed (as 'expired' events) and purge ended "
+        "sessions older than the retention, in bounded batches. Apps and the dashboard also do this.")
+
+    add("health", "check that Redis answers (for probes: exit 0 ok, 3 unreachable, 4 denied)")
+
+    p = add("export", "write every session as JSON lines (backup)")
+    p.add_argument("--out", metavar="FILE", help="write to FILE (mode 0600) instead of stdout")
+
+    p = add("import", "restore sessions from JSON lines (never overwrites existing ones)",
+            "Read an export (one {\"sid\": ..., \"fields\": {...}} per line) and restore each session "
+            "that is not already in Redis, with its indexes. Every line is checked before anything "
+            "is written.")
+    p.add_argument("file", nargs="?", metavar="FILE", help="JSON lines file (default: stdin, or '-')")
+
+    p = add("reindex", "index sessions another app wrote with plain Redis commands",
+            "SCAN session:* in bounded batches and add each session to sessionwatch's indexes, so a "
+            "Redis written in the classic layout is fully indexed (fast pages, search, stats).")
+    p.add_argument("--batch", type=_int_between(1, 10_000), default=500, metavar="N",
+                   help="SCAN COUNT per call (default: 500)")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    args = build_parser().parse_args(argv)
+    for name, value in DEFAULTS.items():
+        if not hasattr(args, name):
+            setattr(args, name, value)
+    if args.command is None:
+        args.command = "watch"
+        args.refresh, args.feed, args.sweep = 2.0, True, None
+    return args
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.read_only and args.command in WRITE_COMMANDS:
+        raise CliError(f"--read-only: refusing to run '{args.command}' (it writes)", EXIT_REFUSED)
+    return COMMANDS[args.command](args)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``sessionwatch`` console script; returns the exit code."""
+    try:
+        args = parse_args(argv)
+        return run(args)
+    except SystemExit as exc:  # --help / --version
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    except CliError as exc:
+        note(f"error: {exc}")
+        return exc.code
+    except InvalidInput as exc:
+        note(f"error: invalid input: {exc}")
+        return EXIT_USAGE
+    except SessionNotFound as exc:
+        note(f"error: {exc}")
+        return EXIT_ERROR
+    except PermissionDenied as exc:
+        note(f"error: {exc}")
+        return EXIT_REFUSED
+    except StoreUnavailable as exc:
+        note(f"error: {exc}")
+        return EXIT_UNAVAILABLE
+    except StoreError as exc:
+        note(f"error: {exc}")
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader went away (| head): exit quietly, without a flush error at shutdown
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
