@@ -92,11 +92,17 @@ _TEXT_FIELDS = ("app", "type", "ip", "user_agent", "end_reason", "ended_by", "em
 def pairs_to_dict(reply: Any) -> dict[str, str]:
     """HGETALL replies come as a dict (RESP3/redis-py) or a flat list (from Lua)."""
     if isinstance(reply, dict):
-        return {_s(k): _s(v) for k, v in reply.items()}
-    if isinstance(reply, list | tuple):
+        data = reply
+    elif isinstance(reply, list | tuple):
         it = iter(reply)
-        return {_s(k): _s(v) for k, v in zip(it, it, strict=False)}
-    return {}
+        data = dict(zip(it, it, strict=False))
+    else:
+        return {}
+    # Clients decode replies (decode_responses=True), so this is nearly always a no-op
+    # check; bytes only come from clients configured otherwise.
+    if all(type(k) is str and type(v) is str for k, v in data.items()):
+        return data if data is not reply else dict(data)
+    return {_s(k): _s(v) for k, v in data.items()}
 
 
 def _s(value: Any) -> str:
