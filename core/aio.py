@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import redis.asyncio
 import redis.exceptions
 
 from .api import StoreAPI
-from .connection import REDIS_ERRORS, ConnectOptions, async_client, describe_target, map_error
+from .connection import REDIS_ERRORS, async_client, map_error
 from .plans import Commands, Plan, Script
-from .policy import Policy
-from .scripts import all_scripts
 
 
 class AsyncSessionStore(StoreAPI):
     """Sessions in Redis for asyncio apps (ASGI). Methods return awaitables."""
 
-    def __init__(self, client: redis.asyncio.Redis, *, prefix: str = "", policy: Policy | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
-        self._setup(prefix, policy, clock)
-        self.client = client
-        self._scripts = {name: client.register_script(src) for name, src in all_scripts().items()}
-
-    @classmethod
-    def from_url(cls, url: str, *, prefix: str = "", policy: Policy | None = None,
-                 clock: Callable[[], float] | None = None, options: ConnectOptions | None = None
-                 ) -> AsyncSessionStore:
-        return cls(async_client(url, options), prefix=prefix, policy=policy, clock=clock)
+    _connect = staticmethod(async_client)
 
     async def _execute(self, request: Script | Commands) -> Any:
         if isinstance(request, Script):
@@ -65,9 +52,6 @@ class AsyncSessionStore(StoreAPI):
         except StopIteration as stop:
             return _done(stop.value)
         return self._drive(plan, first)
-
-    def target(self) -> dict[str, Any]:
-        return describe_target(self.client)
 
     async def close(self) -> None:
         await self.client.aclose()

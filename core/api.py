@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Self
 
 from . import plans
+from .connection import ConnectOptions, describe_target
 from .plans import Context
 from .policy import Policy
 from .schema import Schema
+from .scripts import all_scripts
 
 
 class StoreAPI:
@@ -22,11 +24,31 @@ class StoreAPI:
 
     ctx: Context
 
-    def _setup(self, prefix: str, policy: Policy | None, clock: Callable[[], float] | None) -> None:
+    def __init__(self, client: Any, *, prefix: str = "", policy: Policy | None = None,
+                 clock: Callable[[], float] | None = None) -> None:
+        """Wrap a redis-py client (``redis.Redis`` for the sync store, ``redis.asyncio.Redis``
+        for the async one; fakeredis works too). ``clock`` returns epoch seconds."""
         self.ctx = Context(Schema(prefix), policy or Policy(), clock or time.time)
+        self.client = client
+        self._scripts = {name: client.register_script(src) for name, src in all_scripts().items()}
+
+    @staticmethod
+    def _connect(url: str, options: ConnectOptions | None) -> Any:  # pragma: no cover - per subclass
+        raise NotImplementedError
+
+    @classmethod
+    def from_url(cls, url: str, *, prefix: str = "", policy: Policy | None = None,
+                 clock: Callable[[], float] | None = None, options: ConnectOptions | None = None) -> Self:
+        """Connect lazily to ``url`` (redis://, rediss://, unix://) with explicit timeouts
+        and retries (:class:`~core.connection.ConnectOptions`)."""
+        return cls(cls._connect(url, options), prefix=prefix, policy=policy, clock=clock)
 
     def _run(self, plan: plans.Plan) -> Any:  # pragma: no cover - provided by subclasses
         raise NotImplementedError
+
+    def target(self) -> dict[str, Any]:
+        """Where this store points (host, port or path, db, user); never the password."""
+        return describe_target(self.client)
 
     @property
     def schema(self) -> Schema:

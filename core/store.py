@@ -2,33 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import redis
 
 from .api import StoreAPI
-from .connection import REDIS_ERRORS, ConnectOptions, describe_target, map_error, sync_client
+from .connection import REDIS_ERRORS, map_error, sync_client
 from .plans import Commands, Plan, Script
-from .policy import Policy
-from .scripts import all_scripts
 
 
 class SessionStore(StoreAPI):
     """Sessions in Redis, for web apps (sync) and for the dashboard's worker threads."""
 
-    def __init__(self, client: redis.Redis, *, prefix: str = "", policy: Policy | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
-        self._setup(prefix, policy, clock)
-        self.client = client
-        self._scripts = {name: client.register_script(src) for name, src in all_scripts().items()}
-
-    @classmethod
-    def from_url(cls, url: str, *, prefix: str = "", policy: Policy | None = None,
-                 clock: Callable[[], float] | None = None, options: ConnectOptions | None = None
-                 ) -> SessionStore:
-        """Connect lazily to ``url`` (redis://, rediss://, unix://) with explicit timeouts."""
-        return cls(sync_client(url, options), prefix=prefix, policy=policy, clock=clock)
+    _connect = staticmethod(sync_client)
 
     def _execute(self, request: Script | Commands) -> Any:
         if isinstance(request, Script):
@@ -57,9 +43,6 @@ class SessionStore(StoreAPI):
             return stop.value
         except REDIS_ERRORS as exc:
             raise map_error(exc) from exc
-
-    def target(self) -> dict[str, Any]:
-        return describe_target(self.client)
 
     def close(self) -> None:
         self.client.close()
