@@ -80,17 +80,20 @@ class SessionHandle:
                     metadata: Mapping[str, object] | None = None) -> tuple[Session, str]:
         """Log ``username`` in with a fresh token; the session this request carried ends."""
         conn = HTTPConnection(self._scope)
+        # The previous session ends after the new one exists: bad input or an outage
+        # during login leaves the client logged in as before.
+        old = self._session.sid if self._session is not None else None
+        if old is None and not self._loaded:
+            old = sid_from_token(self.token)  # logout is idempotent: no validate round trip
         try:
-            if self._session is not None:
-                await self.store.logout(self._session.sid)
-            elif not self._loaded and (old := sid_from_token(self.token)) is not None:
-                await self.store.logout(old)  # idempotent: no validate round trip needed
             session, token = await self.store.login(
                 username, app=app or self._mw.app_name, type=type,
                 ip=client_ip(conn.client.host if conn.client else None),
                 user_agent=(conn.headers.get("user-agent") or "")[:1024] or None,
                 email=email, department=department, metadata=metadata,
             )
+            if old is not None:
+                await self.store.logout(old)
         except StoreUnavailable as exc:
             raise unavailable() from exc
         self._session, self.token, self._loaded = session, token, True

@@ -341,21 +341,24 @@ def current_session() -> Session | None:
 
 def login_user(username: str, *, app: str | None = None, type: str = "web", email: str | None = None,
                department: str | None = None, metadata: Mapping[str, object] | None = None) -> Session:
-    """Log ``username`` in with a fresh token (no fixation): a session the cookie already
-    named is ended first, then a new one is created and its token set as the cookie."""
+    """Log ``username`` in with a fresh token (no fixation): a new session is created, its
+    token set as the cookie, and the session the cookie named before (if any) is ended."""
     sess = _session()
     store = sess._interface.store
     request = flask.request
+    # The session the cookie named (if any) is ended after the new one exists, so bad
+    # input or an outage during login leaves the user logged in as before.
+    old = sess._record.sid if sess._record is not None else None
+    if old is None and not sess._loaded:
+        old = sid_from_token(sess.token)  # logout is idempotent: no validate round trip
     try:
-        if sess._record is not None:
-            store.logout(sess._record.sid)
-        elif not sess._loaded and (old := sid_from_token(sess.token)) is not None:
-            store.logout(old)  # idempotent: skips a validate round trip
         record, token = store.login(
             username, app=app or sess._interface.app_name or flask.current_app.name, type=type,
             ip=client_ip(request.remote_addr), user_agent=request.user_agent.string[:1024] or None,
             email=email, department=department, metadata=metadata,
         )
+        if old is not None:
+            store.logout(old)
     except StoreUnavailable as exc:
         raise SessionStoreUnavailable() from exc
     sess._reset(dropped=False)
