@@ -164,10 +164,10 @@ def validate(ctx: Context, token: object) -> Plan:
     ])
     if not reply:
         return None
-    data = pairs_to_dict(reply[1])
-    if reply[0] == 2:
-        data["last_seen"], data["expires_at"] = reply[2], reply[3]
-    return parse_session(sid, data)
+    pairs = reply[1]
+    if reply[0] == 2:  # touched: later pairs win, so the new values override the read ones
+        pairs = [*pairs, "last_seen", reply[2], "expires_at", reply[3]]
+    return parse_session(sid, pairs)
 
 
 def logout(ctx: Context, sid: str, *, actor: str | None = None) -> Plan:
