@@ -120,7 +120,10 @@ def describe_target(client: redis.Redis | redis.asyncio.Redis) -> dict[str, Any]
 def map_error(exc: BaseException) -> StoreError:
     """One-line store error for a redis-py exception."""
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-    if isinstance(exc, redis.exceptions.NoPermissionError) or msg.startswith("NOPERM"):
+    # Inside a Lua script Redis 7 reports an ACL refusal as "The user executing the
+    # script can't run this command / access ... keys / publish to the channel".
+    if (isinstance(exc, redis.exceptions.NoPermissionError) or msg.startswith("NOPERM")
+            or "user executing the script can't" in msg):
         return PermissionDenied(f"Redis denied the command: {msg}")
     auth_errors = (redis.exceptions.AuthenticationError,
                    redis.exceptions.AuthenticationWrongNumberOfArgsError)
