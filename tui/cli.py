@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -172,7 +173,7 @@ def read_password_file(path: str) -> str:
 
 
 def resolve_url(args: argparse.Namespace) -> str:
-    url = args.url or os.environ.get("REDIS_URL") or DEFAULT_URL
+    url = args.url if args.url is not None else os.environ.get("REDIS_URL") or DEFAULT_URL
     if args.password_file:
         url = with_password(url, read_password_file(args.password_file))
     return url
@@ -282,14 +283,15 @@ def cmd_sessions(args: argparse.Namespace) -> int:
             sessions = _paged(lambda o, n: store.ended_page(offset=o, limit=n), limit)
         else:
             sessions = _paged(lambda o, n: store.active_page(sort=args.sort, offset=o, limit=n), limit)
-        shown = 0
+        first = next(sessions, None)  # fails (one line, exit code) before any output
+        if first is None:
+            if not args.json:
+                note("no sessions match")
+            return EXIT_OK
         if not args.json:
             print(SESSION_HEADER)
-        for s in sessions:
+        for s in itertools.chain([first], sessions):
             print(session_json(s, now) if args.json else session_line(s, now))
-            shown += 1
-        if not args.json and not shown:
-            note("no sessions match")
     return EXIT_OK
 
 
@@ -321,9 +323,12 @@ def cmd_logout(args: argparse.Namespace) -> int:
                   + " ".join(safe(sid[:8]) for sid in ended))
             return EXIT_OK
         session = _resolve_sid(store, args.sid)
-        if not session.is_active(store.ctx.clock()) or not store.logout(session.sid, actor=who):
+        if not session.is_active(store.ctx.clock()):
             raise CliError(f"session {session.short_id} ({safe(session.username)}) has already ended "
                            f"({safe(session.end_reason or 'expired')})")
+        if not store.logout(session.sid, actor=who):
+            raise CliError(f"session {session.short_id} ({safe(session.username)}) was not ended: "
+                           "Redis no longer holds it as an active session")
         print(f"logged out {session.short_id}: {safe(session.username)}, {safe(session.app) or '-'}, "
               f"{safe(session.ip) or '-'}")
     return EXIT_OK
@@ -723,6 +728,16 @@ def run(args: argparse.Namespace) -> int:
     return COMMANDS[args.command](args)
 
 
+def _explain(message: str) -> str:
+    """Say what redis-py's authentication errors mean for the person at the terminal."""
+    if "NOAUTH" in message or "HELLO must be called" in message:
+        return ("Redis requires authentication: put user:password in the URL "
+                "(redis://user:pass@host:port/db) or use --password-file")
+    if "invalid username-password pair" in message or "WRONGPASS" in message:
+        return "Redis refused the credentials: wrong user name or password, or the user is disabled"
+    return message
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sessionwatch`` console script; returns the exit code."""
     try:
@@ -743,7 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         note(f"error: {exc}")
         return EXIT_REFUSED
     except StoreUnavailable as exc:
-        note(f"error: {exc}")
+        note(f"error: {_explain(str(exc))}")
         return EXIT_UNAVAILABLE
     except StoreError as exc:
         note(f"error: {exc}")

