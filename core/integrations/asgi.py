@@ -25,11 +25,14 @@ from collections.abc import Mapping
 from http.cookies import SimpleCookie
 from typing import Literal
 
-from starlette.datastructures import MutableHeaders
-from starlette.exceptions import HTTPException
-from starlette.requests import HTTPConnection
-from starlette.responses import PlainTextResponse, Response
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+try:
+    from starlette.datastructures import MutableHeaders
+    from starlette.exceptions import HTTPException
+    from starlette.requests import HTTPConnection
+    from starlette.responses import PlainTextResponse, Response
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(f"needs Starlette: pip install 'sessionwatch[asgi]' ({exc})") from None
 
 from core import AsyncSessionStore, Session, SessionNotFound, StoreUnavailable
 from core.tokens import sid_from_token

@@ -44,10 +44,13 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import flask
-from flask.sessions import SessionInterface, SessionMixin
-from werkzeug.exceptions import ServiceUnavailable
-from werkzeug.wrappers import Response
+try:
+    import flask
+    from flask.sessions import SessionInterface, SessionMixin
+    from werkzeug.exceptions import ServiceUnavailable
+    from werkzeug.wrappers import Response
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError(f"needs Flask: pip install 'sessionwatch[flask]' ({exc})") from None
 
 from core import Session, SessionNotFound, SessionStore, StoreUnavailable, validation
 from core.tokens import sid_from_token
