@@ -21,9 +21,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
-from typing import Literal
+from typing import Any, Literal
 
 try:
     from starlette.datastructures import MutableHeaders
@@ -122,14 +123,22 @@ class SessionHandle:
 
     async def update_profile(self, *, email: str | None = None, department: str | None = None,
                              metadata: Mapping[str, object] | None = None) -> Session | None:
-        """Set profile fields; returns the re-read session (``None`` if it has ended)."""
+        """Set profile fields (one round trip); returns the updated session, or ``None`` if
+        it has ended."""
         session = await self.get()
         if session is None:
             return None
         try:
             await self.store.update_profile(session.sid, email=email, department=department,
                                             metadata=metadata)
-            self._session = await self.store.get(session.sid)
+            changes: dict[str, Any] = {}
+            if email is not None:
+                changes["email"] = email
+            if department is not None:
+                changes["department"] = department
+            if metadata:
+                changes["metadata"] = {**session.metadata, **{k: str(v) for k, v in metadata.items()}}
+            self._session = dataclasses.replace(session, **changes)
         except SessionNotFound:
             self._session, self.drop_cookie = None, self.source == "cookie"
         except StoreUnavailable as exc:
