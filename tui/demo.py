@@ -199,6 +199,7 @@ def start_backend(url: str | None = None, *, prefix: str = "", seed: int | None 
         simulator.seed_sessions(sessions)
         for _ in range(sessions if warmup is None else warmup):
             simulator.step()
+        simulator.stats = SimStats()  # the summary counts the live traffic, not the seeding
     except BaseException:
         for s in stores:
             s.close()
