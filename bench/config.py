@@ -1,0 +1,53 @@
+"""How big each benchmark runs: the full run, ``--quick``, and the smoke test's tiny size."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+
+
+@dataclass(frozen=True)
+class Config:
+    reps: int = 5
+    """Interleaved repetitions of every timed block."""
+    rt_ops: int = 4000
+    """Operations per timed block, sync round-trip benchmarks."""
+    async_ops: int = 5000
+    """Operations per timed block, asyncio benchmarks (split over the tasks)."""
+    concurrency: int = 50
+    flask_requests: int = 3000
+    scale_sizes: tuple[int, ...] = (1_000, 100_000, 1_000_000)
+    refreshes: int = 20
+    """Dashboard refreshes timed per size."""
+    sweep_sessions: int = 100_000
+    sweep_batches: tuple[int, ...] = (10, 25, 50, 100, 200)
+    sweep_reps: int = 3
+    memory_sessions: int = 20_000
+    live_seconds: float = 6.0
+    live_rate: int = 1000
+    """Logins per second of the live-path load generator."""
+    tui: bool = True
+    """Measure the dashboard (first paint, RSS, live path) when ``tui.app`` exists."""
+    flask_session: bool = True
+    """Measure Flask-Session (installed with pip for the run if missing, when ``install``)."""
+    install: bool = True
+    out: Path | None = RESULTS
+    label: str = "full"
+
+
+FULL = Config()
+
+QUICK = replace(
+    FULL, reps=3, rt_ops=1000, async_ops=1500, flask_requests=600, scale_sizes=(1_000, 20_000),
+    refreshes=5, sweep_sessions=10_000, sweep_batches=(50,), sweep_reps=1, memory_sessions=3000,
+    live_seconds=2.0, label="quick",
+)
+
+TINY = replace(
+    FULL, reps=2, rt_ops=40, async_ops=100, concurrency=10, flask_requests=30, scale_sizes=(600, 1200),
+    refreshes=2, sweep_sessions=300, sweep_batches=(50,), sweep_reps=1, memory_sessions=200,
+    live_seconds=0.5, live_rate=200, tui=False, flask_session=False, install=False, out=None,
+    label="tiny",
+)

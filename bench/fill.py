@@ -1,0 +1,105 @@
+"""Fill Redis fast with sessions in core's layout: a Lua bulk loader that writes, per
+session, the same keys and fields ``core/lua/login.lua`` writes (key names from
+:class:`core.Schema`, passed in as prefixes like core's own scripts), without the
+per-login event line (the event log is capped, so it is filled once to its cap instead).
+
+Thousands of sessions per EVAL call: 1,000,000 sessions in well under two minutes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+import redis
+
+from core import Policy, Schema
+
+LOADER = r"""
+local G_EVENTS, G_SEQ, G_EXP, G_SEEN, G_LOGIN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local G_ENDED, G_SEARCH, G_APP, G_TYPE, G_MARKER = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local P_SESSION, P_CACHE, P_HISTORY, P_ACTIVE = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local first, count, now = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
+local idle, absolute, retention = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
+local cache_ttl, user_ttl, history_ttl = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
+local per_user, spread = tonumber(ARGV[14]), tonumber(ARGV[15])
+local apps = {'crm', 'billing', 'admin', 'portal', 'reports'}
+local types = {'web', 'mobile', 'api'}
+local by_app, by_type = {}, {}
+local function fmt(ts) return string.format('%.3f', ts) end
+for i = first, first + count - 1 do
+  local sid = string.format('%032x', i) .. 'beef'
+  local username = string.format('user%08d', math.floor(i / per_user))
+  local app, stype = apps[i % 5 + 1], types[i % 3 + 1]
+  local ip = '10.' .. (math.floor(i / 65536) % 256) .. '.' .. (math.floor(i / 256) % 256) .. '.' .. (i % 256)
+  local login = now - (i % spread)
+  local exp, max_exp = login + idle, login + absolute
+  if exp > max_exp then exp = max_exp end
+  local skey = P_SESSION .. sid
+  redis.call('HSET', skey, 'username', username, 'app', app, 'type', stype, 'ip', ip,
+    'user_agent', 'Mozilla/5.0 (bench loader)', 'login_time', fmt(login), 'last_seen', fmt(login),
+    'expires_at', fmt(exp), 'max_expires_at', fmt(max_exp), 'idle_ttl', tostring(idle), 'status', 'active',
+    'email', username .. '@example.com')
+  redis.call('PEXPIRE', skey, math.floor((exp - now + retention) * 1000))
+  redis.call('SADD', P_ACTIVE .. username, sid)
+  redis.call('EXPIRE', P_ACTIVE .. username, user_ttl)
+  redis.call('LPUSH', P_HISTORY .. username, sid)
+  redis.call('EXPIRE', P_HISTORY .. username, history_ttl)
+  redis.call('ZADD', G_EXP, exp, sid)
+  redis.call('ZADD', G_SEEN, login, sid)
+  redis.call('ZADD', G_LOGIN, login, sid)
+  redis.call('ZADD', G_SEARCH, 0, 'u:' .. username, 0, 's:' .. sid, 0, 'a:' .. app .. '|' .. sid,
+    0, 'i:' .. ip .. '|' .. sid)
+  redis.call('SET', P_CACHE .. sid, cjson.encode({sid = sid, username = username, app = app, type = stype,
+    ip = ip, status = 'active', login_time = login, last_seen = login, expires_at = exp,
+    email = username .. '@example.com', department = '', end_reason = ''}), 'EX', cache_ttl)
+  by_app[app] = (by_app[app] or 0) + 1
+  by_type[stype] = (by_type[stype] or 0) + 1
+end
+for k, v in pairs(by_app) do redis.call('HINCRBY', G_APP, k, v) end
+for k, v in pairs(by_type) do redis.call('HINCRBY', G_TYPE, k, v) end
+redis.call('SET', G_MARKER, '1')
+return count
+"""
+
+BATCH = 2000
+
+
+def sid_of(i: int) -> str:
+    """The session id the loader gives session number ``i``."""
+    return f"{i:032x}beef"
+
+
+def fill(client: redis.Redis, first: int, count: int, *, now: float, schema: Schema | None = None,
+         policy: Policy | None = None, per_user: int = 2, spread: int = 300,
+         progress: Callable[[int], None] | None = None) -> None:
+    """Write sessions ``first .. first+count-1``: active, logged in within ``spread``
+    seconds before ``now``, ``per_user`` sessions per user."""
+    schema, policy = schema or Schema(), policy or Policy()
+    script = client.register_script(LOADER)
+    head = [*schema.lua_layout()]
+    tail = [now, policy.idle_ttl, policy.absolute_ttl, policy.ended_retention, policy.cache_ttl,
+            policy.user_key_ttl, policy.history_retention, per_user, spread]
+    done = 0
+    while done < count:
+        n = min(BATCH, count - done)
+        script(keys=schema.global_keys(), args=[*head, first + done, n, *tail])
+        done += n
+        if progress is not None:
+            progress(done)
+
+
+def fill_event_log(client: redis.Redis, *, schema: Schema | None = None, policy: Policy | None = None,
+                   now: float) -> None:
+    """The event log at its cap, with lines shaped like core's (so reading it costs what it will)."""
+    schema, policy = schema or Schema(), policy or Policy()
+    pipe = client.pipeline(transaction=False)
+    for seq in range(1, policy.event_log_max + 1):
+        pipe.lpush(schema.events, json.dumps({"seq": seq, "ts": now, "kind": "login", "sid": sid_of(seq),
+                                              "username": f"user{seq // 2:08d}", "app": "crm",
+                                              "actor": f"user{seq // 2:08d}", "ip": "10.0.0.1",
+                                              "type": "web"}, separators=(",", ":")))
+        if seq % 1000 == 0:
+            pipe.execute()
+    pipe.set(schema.event_seq, policy.event_log_max)
+    pipe.execute()

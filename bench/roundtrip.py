@@ -1,0 +1,242 @@
+"""Benchmarks 1 and 2: core operations against the round-trip limit (PING on the same
+connection, in the same repetition), sync and asyncio, and against the classic layout
+written one command per step (:mod:`bench.classic`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from core import AsyncSessionStore, ConnectOptions, Policy, SessionStore
+
+from .classic import ClassicStore
+from .config import Config
+from .measure import Progress, Sample, Section, Table, Target, fmt, ratio
+
+SETUP_SESSIONS = 100
+"""Sessions the validate benchmarks rotate over."""
+
+
+class FrozenClock:
+    """Time that never moves: validate never finds a session due for a touch."""
+
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class StepClock:
+    """Time that moves ``step`` seconds per reading: with ``Policy(touch_interval=1)``
+    every validate of a session is due for a touch (the write path)."""
+
+    def __init__(self, now: float, step: float) -> None:
+        self.now = now
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def _login_args(i: int) -> dict[str, Any]:
+    return {"app": ("crm", "billing", "admin")[i % 3], "type": "web", "ip": f"10.0.{i % 250}.{i % 199 + 1}",
+            "user_agent": "Mozilla/5.0 (bench)", "email": f"user{i}@example.com"}
+
+
+def _timed(n: int, body: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    body()
+    return n / (time.perf_counter() - start)
+
+
+async def _spread(n: int, conc: int, op: Callable[[int], Awaitable[Any]]) -> float:
+    """ops/s of ``n`` calls of ``op(i)`` split over ``conc`` tasks."""
+    per = max(1, n // conc)
+
+    async def worker(w: int) -> None:
+        for i in range(w * per, (w + 1) * per):
+            await op(i)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker(w) for w in range(conc)))
+    return per * conc / (time.perf_counter() - start)
+
+
+SYNC_OPS = ("ping", "login", "validate", "validate_touch", "update_profile", "logout")
+ASYNC_OPS = SYNC_OPS
+CLASSIC_OPS = ("login", "logout")
+
+
+def run(url: str, cfg: Config, progress: Progress) -> Section:
+    n, an, conc = cfg.rt_ops, cfg.async_ops, cfg.concurrency
+    t0 = time.time()
+    store = SessionStore.from_url(url)
+    frozen = SessionStore.from_url(url, clock=FrozenClock(t0))
+    touch_clock = StepClock(t0, 1.0)
+    touching = SessionStore.from_url(url, policy=Policy(touch_interval=1), clock=touch_clock)
+    classic = ClassicStore(store.client)
+    loop = asyncio.new_event_loop()
+    opts = ConnectOptions(max_connections=conc + 14)
+    astore = AsyncSessionStore.from_url(url, options=opts)
+    afrozen = AsyncSessionStore.from_url(url, clock=FrozenClock(t0), options=opts)
+    atouch_clock = StepClock(t0, 1.0)
+    atouching = AsyncSessionStore.from_url(url, policy=Policy(touch_interval=1), clock=atouch_clock,
+                                           options=opts)
+
+    sync: dict[str, Sample] = {k: Sample() for k in SYNC_OPS}
+    classic_s: dict[str, Sample] = {k: Sample() for k in CLASSIC_OPS}
+    aseq: dict[str, Sample] = {k: Sample() for k in ASYNC_OPS}
+    ac: dict[str, Sample] = {k: Sample() for k in ASYNC_OPS}
+    touched: list[bool] = []
+
+    def sync_rep(rep: int) -> None:
+        ping = store.client.execute_command
+        sync["ping"].add(_timed(n, lambda: [ping("PING") for _ in range(n)]))
+        sids: list[str] = []
+
+        def logins() -> None:
+            for i in range(n):
+                sids.append(store.login(f"rt{rep}u{i // 2}", **_login_args(i))[0].sid)
+        sync["login"].add(_timed(n, logins))
+
+        tokens = [frozen.login(f"rtv{rep}u{i}", **_login_args(i))[1] for i in range(SETUP_SESSIONS)]
+
+        def validates() -> None:
+            for i in range(n):
+                if frozen.validate(tokens[i % SETUP_SESSIONS]) is None:
+                    raise RuntimeError("validate lost a session")
+        sync["validate"].add(_timed(n, validates))
+
+        ttokens = [touching.login(f"rtt{rep}u{i}", **_login_args(i))[1] for i in range(SETUP_SESSIONS)]
+        sync["validate_touch"].add(_timed(n, lambda: [touching.validate(ttokens[i % SETUP_SESSIONS])
+                                                      for i in range(n)]))
+        check = touching.validate(ttokens[0])
+        touched.append(check is not None and check.last_seen == float(f"{touch_clock.now:.3f}"))
+
+        sync["update_profile"].add(_timed(n, lambda: [store.update_profile(sids[i], department="ops")
+                                                      for i in range(n)]))
+        sync["logout"].add(_timed(n, lambda: [store.logout(sid) for sid in sids]))
+
+        csids: list[str] = []
+        classic_s["login"].add(_timed(n, lambda: [csids.append(classic.login(f"rt{rep}u{i // 2}", **{
+            k: v for k, v in _login_args(i).items() if k != "email"})) for i in range(n)]))
+        classic_s["logout"].add(_timed(n, lambda: [classic.logout(sid) for sid in csids]))
+
+    async def async_rep(rep: int, width: int, out: dict[str, Sample]) -> None:
+        ping = astore.client.execute_command
+        tag = f"a{width}r{rep}"
+        out["ping"].add(await _spread(an, width, lambda i: ping("PING")))
+        sids: list[str] = [""] * an
+
+        async def login(i: int) -> None:
+            sids[i] = (await astore.login(f"{tag}u{i // 2}", **_login_args(i)))[0].sid
+        out["login"].add(await _spread(an, width, login))
+        tokens = [(await afrozen.login(f"{tag}v{i}", **_login_args(i)))[1] for i in range(SETUP_SESSIONS)]
+        out["validate"].add(await _spread(an, width, lambda i: afrozen.validate(tokens[i % SETUP_SESSIONS])))
+        ttokens = [(await atouching.login(f"{tag}t{i}", **_login_args(i)))[1] for i in range(SETUP_SESSIONS)]
+        out["validate_touch"].add(await _spread(an, width,
+                                                lambda i: atouching.validate(ttokens[i % SETUP_SESSIONS])))
+        out["update_profile"].add(await _spread(an, width,
+                                                lambda i: astore.update_profile(sids[i], department="ops")))
+        out["logout"].add(await _spread(an, width, lambda i: astore.logout(sids[i])))
+
+    # Warm-up (untimed): scripts loaded, connections open, async pool at full width.
+    store.ping(), frozen.ping(), touching.ping()
+    loop.run_until_complete(_spread(conc * 4, conc, lambda i: astore.client.execute_command("PING")))
+    for rep in range(cfg.reps):
+        progress(f"round trip: repetition {rep + 1}/{cfg.reps} (sync, classic)")
+        sync_rep(rep)
+        progress(f"round trip: repetition {rep + 1}/{cfg.reps} (asyncio sequential, {conc} tasks)")
+        loop.run_until_complete(async_rep(rep, 1, aseq))
+        loop.run_until_complete(async_rep(rep, conc, ac))
+
+    for s in (store, frozen, touching):
+        s.close()
+    for a in (astore, afrozen, atouching):
+        loop.run_until_complete(a.close())
+    loop.close()
+    return _report(cfg, sync, classic_s, aseq, ac, touched)
+
+
+LABELS = {
+    "ping": "PING (redis-py, same connection)",
+    "login": "login",
+    "validate": "validate, no touch",
+    "validate_touch": "validate with touch write",
+    "update_profile": "update_profile",
+    "logout": "logout",
+}
+SYNC_TARGETS = {"validate": 0.85, "login": 0.6}
+ASYNC_TARGETS = {"validate": 0.85, "login": 0.55}
+
+
+def _report(cfg: Config, sync: dict[str, Sample], classic_s: dict[str, Sample], aseq: dict[str, Sample],
+            ac: dict[str, Sample], touched: list[bool]) -> Section:
+    sec = Section("round trip")
+    t = Table("1. Round-trip limit, sync SessionStore, one connection",
+              ["operation", "ops/s", "× PING (same rep)", "target"])
+    for op in SYNC_OPS:
+        r = ratio(sync[op], sync["ping"])
+        goal = SYNC_TARGETS.get(op)
+        t.add(LABELS[op], sync[op].cell(), "1.00 (reference)" if op == "ping" else r.cell(2),
+              f"≥ {goal}×" if goal else "")
+        if goal:
+            sec.targets.append(Target(f"sync {op} vs PING", f"{fmt(r.median, 2)}×", f"≥ {goal}×",
+                                      r.median >= goal))
+    t.notes.append(f"{cfg.rt_ops:,} operations per timed block; validate rotates over {SETUP_SESSIONS} "
+                   "sessions. No-touch validate uses a frozen injected clock; touch validate a clock that "
+                   "moves 1 s per reading with Policy(touch_interval=1), so every call writes "
+                   f"(touch verified: {all(touched)}).")
+    sec.tables.append(t)
+
+    a = Table(f"1b. Round-trip limit, AsyncSessionStore: sequential (1 connection) and {cfg.concurrency} "
+              "tasks on a pool", ["operation", "sequential ops/s", "× PING seq",
+                                  f"{cfg.concurrency} tasks ops/s", f"× PING {cfg.concurrency} tasks",
+                                  "target"])
+    for op in ASYNC_OPS:
+        rs, rc = ratio(aseq[op], aseq["ping"]), ratio(ac[op], ac["ping"])
+        goal = ASYNC_TARGETS.get(op)
+        ref = "1.00 (reference)"
+        a.add(LABELS[op], aseq[op].cell(), ref if op == "ping" else rs.cell(2), ac[op].cell(),
+              ref if op == "ping" else rc.cell(2), f"≥ {goal}×" if goal else "")
+        if goal:
+            sec.targets.append(Target(f"async sequential {op} vs PING", f"{fmt(rs.median, 2)}×", f"≥ {goal}×",
+                                      rs.median >= goal))
+            sec.targets.append(Target(f"async {cfg.concurrency} tasks {op} vs PING", f"{fmt(rc.median, 2)}×",
+                                      f"≥ {goal}×", rc.median >= goal))
+    a.notes.append(f"{cfg.async_ops:,} operations per timed block, split evenly over the tasks; the pool "
+                   f"(BlockingConnectionPool, {cfg.concurrency + 14} connections max) is warmed first.")
+    sec.tables.append(a)
+
+    c = Table("2. Against the classic layout, one command per step (bench/classic.py), sync, one connection",
+              ["operation", "sessionwatch ops/s", "classic ops/s", "sessionwatch / classic",
+               "round trips (ours / classic)", "target"])
+    for op in CLASSIC_OPS:
+        r = ratio(sync[op], classic_s[op])
+        c.add(op, sync[op].cell(), classic_s[op].cell(), r.cell(2), "1 / 5", "≥ 3×" if op == "login" else "")
+        if op == "login":
+            sec.targets.append(Target("login vs classic layout", f"{fmt(r.median, 2)}×", "≥ 3×",
+                                      r.median >= 3))
+    c.notes.append("Ours does more per login (3 index zsets, search index, counters, event log, publish, "
+                   "cache summary) in one EVALSHA; classic does HSET, LPUSH, SADD, LPUSH event, SETEX as "
+                   "separate calls and keeps no index.")
+    sec.tables.append(c)
+
+    ping = sync["ping"].median
+    sec.headline += [
+        ("PING, sync, 1 connection", f"{fmt(ping)} /s"),
+        ("validate (sync)", f"{fmt(sync['validate'].median)} /s = "
+                            f"{fmt(ratio(sync['validate'], sync['ping']).median, 2)}× PING"),
+        ("login (sync)", f"{fmt(sync['login'].median)} /s = "
+                         f"{fmt(ratio(sync['login'], sync['ping']).median, 2)}× PING, "
+                         f"{fmt(ratio(sync['login'], classic_s['login']).median, 2)}× classic"),
+        (f"login (async, {cfg.concurrency} tasks)",
+         f"{fmt(ac['login'].median)} /s = {fmt(ratio(ac['login'], ac['ping']).median, 2)}× PING "
+         "at that width"),
+    ]
+    return sec

@@ -1,0 +1,170 @@
+"""Benchmark 4: what a dashboard refresh and a CLI listing page cost Redis at 1,000,
+100,000 and 1,000,000 sessions (commands and bytes per refresh must not grow), and the
+dashboard's time to first paint and RSS on the biggest data set."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import psutil
+import redis
+
+from core import SessionStore
+from tui.model import PAGE_SIZE
+
+from . import dashboard_probe, fill
+from .config import Config
+from .measure import Progress, Sample, Section, Table, Target, fmt
+from .redisstats import Cost, measure
+
+CLI_PAGE = 500
+"""Page size of ``sessionwatch sessions`` (tui/cli.py pages by 500)."""
+
+
+def dashboard_poll(store: SessionStore) -> None:
+    """What one dashboard poll reads (tui/app.py ``poll`` on the Active panel)."""
+    store.ping()
+    store.stats()
+    store.server_info()
+    store.active_page(sort="last_seen", limit=PAGE_SIZE)
+
+
+def dashboard_refresh(store: SessionStore) -> None:
+    """The poll plus the other panels' reads: cache page and the newest events."""
+    dashboard_poll(store)
+    store.cache_page(limit=PAGE_SIZE)
+    store.events(limit=PAGE_SIZE)
+
+
+def cli_page(size: int) -> Callable[[SessionStore], object]:
+    """A page from the middle of ``sessionwatch sessions`` (offset grows with the data)."""
+    offset = max(0, (size // 2 // CLI_PAGE) * CLI_PAGE)
+    offset = min(offset, max(0, size - CLI_PAGE))
+    return lambda s: s.active_page(sort="last_seen", offset=offset, limit=CLI_PAGE)
+
+
+WORK = {
+    "dashboard poll (ping + stats + server_info + active_page 100)": lambda size: dashboard_poll,
+    "full refresh (poll + cache_page 100 + events 100)": lambda size: dashboard_refresh,
+    f"CLI listing page ({CLI_PAGE} sessions, middle of the list)": cli_page,
+}
+
+
+def run(url: str, cfg: Config, progress: Progress) -> Section:
+    sec = Section("dashboard refresh at scale")
+    admin = redis.Redis.from_url(url, decode_responses=True)
+    store = SessionStore.from_url(url)
+    now = time.time()
+    fill.fill_event_log(admin, now=now)
+    costs: dict[str, dict[int, Cost]] = {k: {} for k in WORK}
+    times: dict[str, dict[int, Sample]] = {k: {} for k in WORK}
+    fills: dict[int, tuple[float, int]] = {}
+    loaded = 0
+    base_mem = int(admin.info("memory")["used_memory"])
+    sizes = list(cfg.scale_sizes)
+    for size in sizes:
+        need = size - loaded
+        avail = psutil.virtual_memory().available
+        if need * 2500 > avail * 0.6:
+            sec.not_done.append(f"scale {size:,}: skipped, needs ≈ {need * 2500 / 2**30:.1f} GiB and only "
+                                f"{avail / 2**30:.1f} GiB is available")
+            break
+        progress(f"scale: filling to {size:,} sessions")
+        t = time.perf_counter()
+        step = max(fill.BATCH, need // 5)
+
+        def report(done: int, base: int = loaded, size: int = size, step: int = step) -> None:
+            if done % step < fill.BATCH:
+                progress(f"scale: {base + done:,}/{size:,}")
+        fill.fill(admin, loaded, need, now=now, progress=report)
+        fills[size] = (time.perf_counter() - t, need)
+        loaded = size
+        progress(f"scale: measuring at {size:,}")
+        for name, make in WORK.items():
+            work = make(size)
+            work(store)  # warm: connection open, indexes checked
+            costs[name][size] = measure(admin, lambda w=work: w(store))
+            sample = Sample()
+            for _ in range(cfg.refreshes):
+                t = time.perf_counter()
+                work(store)
+                sample.add((time.perf_counter() - t) * 1000)
+            times[name][size] = sample
+        mem = int(admin.info("memory")["used_memory"])
+        sec.notes.append(f"- {size:,} sessions: Redis used_memory {mem / 2**20:,.0f} MiB "
+                         f"(≈ {(mem - base_mem) / size:,.0f} B per bulk-loaded session, all keys core "
+                         "writes)")
+    measured = [s for s in sizes if s in fills]
+
+    t = Table("4. Redis cost per dashboard refresh and per CLI page, by number of sessions",
+              ["work", *[f"{s:,} sessions: commands / bytes in / bytes out" for s in measured]])
+    for name in WORK:
+        t.add(name, *[f"{costs[name][s].total_commands} / {costs[name][s].bytes_in:,} / "
+                      f"{costs[name][s].bytes_out:,}" for s in measured])
+    first = measured[0] if measured else None
+    if first is not None:
+        t.notes.append("Commands per refresh, by command (same at every size): " + "; ".join(
+            f"{name.split(' (')[0]}: {costs[name][first].breakdown()}" for name in WORK))
+    t.notes.append("From CONFIG RESETSTAT + INFO commandstats / INFO stats (total_net_input_bytes, "
+                   "total_net_output_bytes) around one refresh, measuring calls subtracted. Commands inside "
+                   "scripts are not involved: every read here is a plain command or pipeline.")
+    sec.tables.append(t)
+
+    w = Table("4b. Wall time per refresh (client + server, ms)", ["work", *[f"{s:,}" for s in measured]])
+    for name in WORK:
+        w.add(name, *[times[name][s].cell(2) for s in measured])
+    w.notes.append(f"{cfg.refreshes} refreshes per size, back to back, one connection.")
+    sec.tables.append(w)
+
+    f = Table("4c. Bulk fill (Lua loader, same keys and fields as core's login)",
+              ["to size", "sessions written", "seconds", "sessions/s"])
+    for s in measured:
+        secs, n = fills[s]
+        f.add(f"{s:,}", f"{n:,}", fmt(secs, 1), fmt(n / secs))
+    sec.tables.append(f)
+
+    for name in WORK:
+        counts = {costs[name][s].total_commands for s in measured}
+        same = len(counts) == 1
+        sec.targets.append(Target(f"commands per {name.split(' (')[0]} identical at all sizes",
+                                  " / ".join(str(costs[name][s].total_commands) for s in measured),
+                                  "identical", same if len(measured) > 1 else None))
+    if measured:
+        big = measured[-1]
+        sec.headline.append((f"dashboard full refresh at {big:,} sessions",
+                             f"{costs[list(WORK)[1]][big].total_commands} commands "
+                             f"(same at {measured[0]:,}), "
+                             f"{times[list(WORK)[1]][big].median:.1f} ms"))
+        if cfg.tui:
+            _dashboard(url, cfg, big, sec, progress)
+        else:
+            sec.not_done.append("dashboard first paint and RSS: not measured in this configuration")
+    store.close()
+    admin.close()
+    return sec
+
+
+def _dashboard(url: str, cfg: Config, size: int, sec: Section, progress: Progress) -> None:
+    progress(f"scale: dashboard first paint and RSS at {size:,} sessions ({min(cfg.reps, 3)} runs)")
+    paint, rss, peak, imports = Sample(), Sample(), Sample(), Sample()
+    for _ in range(min(cfg.reps, 3)):
+        res = dashboard_probe.run_paint(url)
+        paint.add(res["first_paint_ms"])
+        rss.add(res["rss_mib"])
+        peak.add(res["peak_rss_mib"])
+        imports.add(res["import_ms"])
+    t = Table(f"4d. Dashboard (tui.app.build_app, headless run_test 160x50) at {size:,} sessions",
+              ["measure", "value"])
+    t.add("time to first paint: app start → Active table holds rows (ms)", paint.cell())
+    t.add("import of tui.app (ms, before the app starts)", imports.cell())
+    t.add("RSS after first paint (MiB)", rss.cell(1))
+    t.add("peak RSS of the process (MiB)", peak.cell(1))
+    t.notes.append("Each run is a fresh process (bench/dashboard_probe.py), so RSS is the dashboard's alone.")
+    sec.tables.append(t)
+    sec.targets.append(Target(f"dashboard first paint at {size:,}", f"{paint.median:,.0f} ms", "< 1,000 ms",
+                              paint.median < 1000))
+    sec.targets.append(Target(f"dashboard RSS at {size:,}", f"{peak.median:,.1f} MiB peak", "< 150 MiB",
+                              peak.median < 150))
+    sec.headline.append((f"dashboard at {size:,} sessions",
+                         f"first paint {paint.median:,.0f} ms, peak RSS {peak.median:,.0f} MiB"))

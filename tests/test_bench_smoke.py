@@ -1,0 +1,51 @@
+"""The benchmark harness runs end to end at tiny sizes, so it never rots.
+
+Not a performance test: nothing here asserts a speed. It checks that every benchmark
+runs against a real server, reports its figures and targets, and writes the report.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from bench.config import TINY
+from bench.measure import Progress
+from bench.runner import run
+
+pytestmark = [pytest.mark.real, pytest.mark.timeout(90)]
+
+
+def test_every_benchmark_runs_and_writes_the_report(tmp_path: Path) -> None:
+    out = tmp_path / "RESULTS.md"
+    report = run(replace(TINY, out=out), "python -m bench (smoke)", Progress(quiet=True))
+    assert report.failures == []
+    names = [s.name for s in report.sections]
+    assert names == ["round trip", "Flask: sessionwatch vs Flask-Session", "memory per session", "sweep",
+                     "live path", "dashboard refresh at scale"]
+    text = out.read_text()
+    for needle in ("python -m bench (smoke)", "## Environment", "parser in use", "## Targets",
+                   "1. Round-trip limit", "2. Against the classic layout", "3. Flask route",
+                   "4. Redis cost per dashboard refresh", "5. Live path", "6. Sweep", "7. Redis memory"):
+        assert needle in text
+    scale = report.sections[-1]
+    identical = [t for t in scale.targets if "identical" in t.target]
+    assert identical and all(t.met for t in identical), [t.measured for t in identical]
+    sweep = report.sections[3]
+    assert "longest call" in sweep.headline[0][1]
+
+
+def test_flask_session_comparison(tmp_path: Path) -> None:
+    if importlib.util.find_spec("flask_session") is None:
+        pytest.skip("Flask-Session is installed only for benchmarks (pip install flask-session); "
+                    "the harness installs it for a real run")
+    cfg = replace(TINY, flask_session=True, out=None)
+    report = run(cfg, "python -m bench (smoke)", Progress(quiet=True), only=["flask"])
+    assert report.failures == []
+    (section,) = report.sections
+    rows = [row[0] for row in section.tables[0].rows]
+    assert "Flask-Session (redis backend, defaults)" in rows
+    assert any("Flask-Session" in t.what for t in section.targets)
