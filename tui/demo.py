@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import threading
@@ -222,11 +223,24 @@ def run(url: str | None = None, *, prefix: str = "", rate: float = 5.0, seed: in
     from .app import build_app
 
     backend = start_backend(url, prefix=prefix, seed=seed, sessions=sessions, rate=rate, options=options)
+    app = None
+
+    def on_signal(signum: int, frame: object) -> None:
+        # SIGTERM, or SIGHUP when the SSH session drops: quit the UI so that the embedded
+        # redis-server is stopped below instead of being left running
+        if app is not None and app.is_running:
+            app.exit(return_code=128 + signum)
+        else:
+            raise SystemExit(128 + signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         app = build_app(backend.store, read_only=read_only, actor=default_actor(),
                         refresh_interval=refresh_interval, target_label=backend.label, feed=True)
         app.run()
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         backend.stop()
     if backend.failure:
         print(f"sessionwatch: the simulator stopped: {backend.failure}", file=sys.stderr)
