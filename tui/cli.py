@@ -45,7 +45,7 @@ from core.connection import REDIS_ERRORS, map_error
 
 PROG = "sessionwatch"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-WRITE_COMMANDS = frozenset({"logout", "sweep", "import", "reindex"})
+WRITE_COMMANDS = frozenset({"logout", "sweep", "import", "reindex", "simulate"})
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
@@ -223,8 +223,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .simulator import Simulator
 
-    if args.read_only:
-        raise CliError("--read-only: simulate writes sessions; refusing", EXIT_REFUSED)
     with open_store(args) as store:
         store.ping()
         sim = Simulator(store, seed=args.seed, users=args.users)
@@ -597,7 +595,8 @@ def _common() -> argparse.ArgumentParser:
     g.add_argument("--timeout", default=s, type=_positive_float, metavar="SECONDS",
                    help="socket and connect timeout per Redis call (default: 2)")
     g.add_argument("--read-only", default=s, action="store_true",
-                   help="never write: the dashboard hides write actions; logout/sweep/import/reindex refuse")
+                   help="never write: the dashboard hides write actions; logout, sweep, import, reindex "
+                        "and simulate refuse")
     return p
 
 
