@@ -22,9 +22,11 @@ class Config:
     refreshes: int = 20
     """Dashboard refreshes timed per size."""
     sweep_sessions: int = 100_000
-    sweep_batches: tuple[int, ...] = (10, 25, 50, 100, 200)
-    sweep_reps: int = 3
+    sweep_batches: tuple[int, ...] = (10, 25, 50)
+    sweep_reps: int = 2
     memory_sessions: int = 20_000
+    memory_reps: int = 3
+    paint_runs: int = 3
     live_seconds: float = 6.0
     live_rate: int = 1000
     """Logins per second of the live-path load generator."""
@@ -40,14 +42,15 @@ class Config:
 FULL = Config()
 
 QUICK = replace(
-    FULL, reps=3, rt_ops=1000, async_ops=1500, flask_requests=600, scale_sizes=(1_000, 20_000),
-    refreshes=5, sweep_sessions=10_000, sweep_batches=(50,), sweep_reps=1, memory_sessions=3000,
+    FULL, reps=3, rt_ops=600, async_ops=1000, flask_requests=400, scale_sizes=(1_000, 20_000),
+    refreshes=5, sweep_sessions=10_000, sweep_batches=(50,), sweep_reps=1, memory_sessions=2000,
+    memory_reps=1, paint_runs=1,
     live_seconds=2.0, label="quick",
 )
 
 TINY = replace(
     FULL, reps=2, rt_ops=40, async_ops=100, concurrency=10, flask_requests=30, scale_sizes=(600, 1200),
-    refreshes=2, sweep_sessions=300, sweep_batches=(50,), sweep_reps=1, memory_sessions=200,
+    refreshes=2, sweep_sessions=300, sweep_batches=(50,), sweep_reps=1, memory_sessions=200, memory_reps=1,
     live_seconds=0.5, live_rate=200, tui=False, flask_session=False, install=False, out=None,
     label="tiny",
 )

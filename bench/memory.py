@@ -29,7 +29,7 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
     n = cfg.memory_sessions
     warm = Policy().event_log_max
     ours, ours_ex, cls, cls_ex = Sample(), Sample(), Sample(), Sample()
-    for rep in range(min(cfg.reps, 3)):
+    for rep in range(cfg.memory_reps):
         progress(f"memory: repetition {rep + 1}: {n:,} sessions each way")
         admin.flushall()
         for i in range(min(warm, n)):  # event log at its cap first: steady state, not its growth

@@ -146,9 +146,9 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
 
 
 def _dashboard(url: str, cfg: Config, size: int, sec: Section, progress: Progress) -> None:
-    progress(f"scale: dashboard first paint and RSS at {size:,} sessions ({min(cfg.reps, 3)} runs)")
+    progress(f"scale: dashboard first paint and RSS at {size:,} sessions ({cfg.paint_runs} runs)")
     paint, rss, peak, imports = Sample(), Sample(), Sample(), Sample()
-    for _ in range(min(cfg.reps, 3)):
+    for _ in range(cfg.paint_runs):
         res = dashboard_probe.run_paint(url)
         paint.add(res["first_paint_ms"])
         rss.add(res["rss_mib"])
