@@ -8,6 +8,7 @@ messages; the handlers update :class:`~tui.model.DashboardModel` and the thin wi
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -19,6 +20,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
 
@@ -190,12 +192,22 @@ class SessionWatchApp(App[None]):
                 yield SessionTable(SEARCH_COLUMNS, id="search-table")
         yield Footer()
 
+    @property
+    def main(self) -> Screen[Any]:
+        """The dashboard screen (queries must not land on a dialog pushed over it)."""
+        return self.screen_stack[0] if self.screen_stack else self.screen
+
+    @property
+    def closing(self) -> bool:
+        """Shutting down: late worker messages and timers must not touch widgets."""
+        return self._exit or not self.screen_stack or not self.main.is_attached
+
     def on_mount(self) -> None:
         self.focus_panel()
         self._show_status()
         for panel in ("active", "inactive", "cache"):
             self._show_info(panel)
-        self.query_one("#search-info", Static).update(
+        self.main.query_one("#search-info", Static).update(
             Text("Type a username prefix (shows the user's whole history), or sid:, ip:, app: and enter."))
         self._schedule(0)
         if self.use_feed:
@@ -227,19 +239,19 @@ class SessionWatchApp(App[None]):
     # --- panels, focus, filters ---------------------------------------------------------
     @property
     def panel(self) -> str:
-        return self.query_one(TabbedContent).active or "active"
+        return self.main.query_one(TabbedContent).active or "active"
 
     def main_widget(self, panel: str | None = None) -> Any:
         panel = panel or self.panel
         if panel == "events":
-            return self.query_one(EventLog)
-        return self.query_one(f"#{panel}-table", SessionTable)
+            return self.main.query_one(EventLog)
+        return self.main.query_one(f"#{panel}-table", SessionTable)
 
     def focus_panel(self) -> None:
         self.main_widget().focus()
 
     def action_show_panel(self, panel: str) -> None:
-        self.query_one(TabbedContent).active = panel
+        self.main.query_one(TabbedContent).active = panel
         self.focus_panel()
 
     @on(TabbedContent.TabActivated)
@@ -250,7 +262,7 @@ class SessionWatchApp(App[None]):
 
     def action_filter(self) -> None:
         target = "search-input" if self.panel == "search" else f"{self.panel}-filter"
-        self.query_one(f"#{target}", Input).focus()
+        self.main.query_one(f"#{target}", Input).focus()
 
     @on(Input.Changed)
     def _filter_changed(self, event: Input.Changed) -> None:
@@ -260,7 +272,7 @@ class SessionWatchApp(App[None]):
         self.filters[panel] = event.value
         if panel == "events":
             self.model.event_filter = event.value
-            self.query_one(EventLog).replace(self.model.visible_events())
+            self.main.query_one(EventLog).replace(self.model.visible_events())
         elif panel == "cache":
             self._show_cache()
         elif panel == "search":
@@ -315,6 +327,8 @@ class SessionWatchApp(App[None]):
         return self.model.paused or len(self.screen_stack) > 1
 
     def _thaw(self, _result: object = None) -> None:
+        if self.closing:
+            return
         if self.frozen:
             return
         if self._pending is not None:
@@ -322,7 +336,7 @@ class SessionWatchApp(App[None]):
             self._apply(pending)
         if self._pending_events:
             events, self._pending_events = self._pending_events, []
-            log = self.query_one(EventLog)
+            log = self.main.query_one(EventLog)
             if len(events) >= self.model.max_events:
                 log.replace(self.model.visible_events())
             else:
@@ -347,6 +361,8 @@ class SessionWatchApp(App[None]):
 
     def _start_poll(self) -> None:
         self._timer = None
+        if self.closing:
+            return
         if self._polling:
             self._again = True
             return
@@ -398,6 +414,8 @@ class SessionWatchApp(App[None]):
 
     @on(Polled)
     def _polled(self, msg: Polled) -> None:
+        if self.closing:
+            return
         self.poll_count += 1
         was = self.model.state
         self.model.poll_succeeded(msg.stats, msg.server, msg.latency_ms)
@@ -411,6 +429,8 @@ class SessionWatchApp(App[None]):
 
     @on(PollFailed)
     def _poll_failed(self, msg: PollFailed) -> None:
+        if self.closing:
+            return
         self.poll_count += 1
         self.model.poll_failed(msg.detail)
         self._show_status()
@@ -438,7 +458,7 @@ class SessionWatchApp(App[None]):
     def _fill(self, panel: str, sessions: list[Session], row: Callable[[Session], tuple[str, ...]],
               total: int, note: str = "") -> None:
         self.shown[panel] = {s.sid: s for s in sessions}
-        self.query_one(f"#{panel}-table", SessionTable).sync([(s.sid, row(s)) for s in sessions])
+        self.main.query_one(f"#{panel}-table", SessionTable).sync([(s.sid, row(s)) for s in sessions])
         self._panel_note[panel] = note
         self._show_info(panel, total, len(sessions))
 
@@ -447,12 +467,12 @@ class SessionWatchApp(App[None]):
         rows = [(e.sid, cache_row(e.sid, e.summary, e.raw, e.ttl)) for e in self.cache_entries]
         if needle:
             rows = [r for r in rows if needle in " ".join(r[1]).casefold()]
-        self.query_one("#cache-table", SessionTable).sync(rows)
-        self.query_one("#cache-info", Static).update(
+        self.main.query_one("#cache-table", SessionTable).sync(rows)
+        self.main.query_one("#cache-info", Static).update(
             Text(f"{len(rows)} cache entries (newest activity first, one page of {PAGE_SIZE})"))
 
     def _show_info(self, panel: str, total: int | None = None, shown: int | None = None) -> None:
-        widget = self.query_one(f"#{panel}-info", Static)
+        widget = self.main.query_one(f"#{panel}-info", Static)
         parts: list[str] = []
         if total is not None:
             label = {"active": "active sessions", "inactive": "ended sessions"}.get(panel, "entries")
@@ -469,7 +489,7 @@ class SessionWatchApp(App[None]):
         widget.update(Text(" · ".join(parts)))
 
     def _show_status(self) -> None:
-        self.query_one(StatusBar).show(self.model)
+        self.main.query_one(StatusBar).show(self.model)
 
     # --- live feed ----------------------------------------------------------------------
     def feed_items(self, stop: threading.Event) -> Iterable[object]:
@@ -500,6 +520,8 @@ class SessionWatchApp(App[None]):
 
     @on(FeedItems)
     def _feed(self, msg: FeedItems) -> None:
+        if self.closing:
+            return
         fresh: list[Event] = []
         refresh = False
         for item in msg.items:
@@ -524,7 +546,7 @@ class SessionWatchApp(App[None]):
             self._pending_events.extend(fresh)
             del self._pending_events[: -self.model.max_events]
             return
-        self.query_one(EventLog).append(ev for ev in fresh if self._event_visible(ev))
+        self.main.query_one(EventLog).append(ev for ev in fresh if self._event_visible(ev))
 
     def _event_visible(self, ev: Event) -> bool:
         from .model import event_matches
@@ -545,23 +567,25 @@ class SessionWatchApp(App[None]):
 
     @on(SearchResults)
     def _search_results(self, msg: SearchResults) -> None:
+        if self.closing:
+            return
         if parse_query(self.filters["search"]) != (msg.kind, msg.query):
             return  # an older query's answer
         now = self.clock()
         self.shown["search"] = {s.sid: s for s in msg.sessions}
         rows = [(s.sid, search_row(s, now)) for s in msg.sessions]
-        self.query_one("#search-table", SessionTable).sync(rows)
+        self.main.query_one("#search-table", SessionTable).sync(rows)
         text = msg.error or f"{len(msg.sessions)} sessions where {msg.kind} starts with {msg.query!r}"
         if msg.kind == "user" and not msg.error:
             text += " (the users' whole history)"
-        self.query_one("#search-info", Static).update(Text(clean(text, 200)))
+        self.main.query_one("#search-info", Static).update(Text(clean(text, 200)))
 
     # --- selection, detail, logout ------------------------------------------------------
     def selected_session(self) -> Session | None:
         panel = self.panel
         if panel not in ("active", "inactive", "search", "cache"):
             return None
-        sid = self.query_one(f"#{panel}-table", SessionTable).selected_key
+        sid = self.main.query_one(f"#{panel}-table", SessionTable).selected_key
         if sid is None:
             return None
         return self.shown[panel].get(sid) or Session(sid=sid, username="?")
@@ -638,11 +662,15 @@ class SessionWatchApp(App[None]):
                 assert sid is not None
                 done = self.store.logout(sid, actor=self.actor)
                 text = f"Logged out session {sid[:8]}" if done else f"Session {sid[:8]} had already ended"
-            self.call_from_thread(self._written, text, "information")
+            result = (text, "information")
         except StoreError as exc:
-            self.call_from_thread(self._written, f"Logout failed: {exc}", "error")
+            result = (f"Logout failed: {exc}", "error")
+        with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+            self.call_from_thread(self._written, *result)
 
     def _written(self, text: str, severity: str) -> None:
+        if self.closing:
+            return
         self.notify(text, severity=severity, timeout=3)  # type: ignore[arg-type]
         self.request_refresh(0)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -98,7 +99,8 @@ class DetailScreen(Screen[None]):
             detail = self.loader(self.sid)
         except StoreError as exc:
             detail = Detail(self.sid, None, None, error=str(exc))
-        self.app.call_from_thread(self.show, detail)
+        with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+            self.app.call_from_thread(self.show, detail)
 
     def show(self, detail: Detail) -> None:
         self.detail = detail

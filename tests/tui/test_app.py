@@ -1,0 +1,304 @@
+"""Pilot tests of the dashboard against a real store on fakeredis."""
+
+from __future__ import annotations
+
+import pytest
+
+from core import SessionStore
+from tui.app import SessionWatchApp, build_app
+from tui.screens.confirm import ConfirmScreen
+from tui.screens.detail import DetailScreen
+from tui.screens.help import HelpScreen
+from tui.widgets.events import EventLog
+from tui.widgets.table import SessionTable
+
+from .conftest import screen_text, seed, wait_for
+
+SIZE = (120, 40)
+
+
+def make_app(store: SessionStore, **kw: object) -> SessionWatchApp:
+    kw.setdefault("refresh_interval", 0.2)
+    kw.setdefault("target_label", "127.0.0.1:21084/0")
+    kw.setdefault("actor", "admin@ssh:203.0.113.9")
+    return build_app(store, **kw)  # type: ignore[arg-type]
+
+
+def table(app: SessionWatchApp, panel: str) -> SessionTable:
+    return app.query_one(f"#{panel}-table", SessionTable)
+
+
+def users_in(app: SessionWatchApp, panel: str) -> list[str]:
+    t = table(app, panel)
+    return [str(t.get_row_at(i)[0]) for i in range(t.row_count)]
+
+
+async def test_opens_on_active_with_first_row_selected_and_all_titles(seeded) -> None:
+    store, sids = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        assert app.panel == "active"
+        t = table(app, "active")
+        assert t.has_focus and t.cursor_row == 0
+        # newest activity first: dave logged in last
+        assert users_in(app, "active")[0] == "dave"
+        assert t.selected_key == sids[-1]
+        text = screen_text(app)
+        for title in ("Active", "Inactive", "Events", "Cache", "Search"):
+            assert title in text
+        assert "127.0.0.1:21084/0" in text and "active 5" in text and "connected" in text
+
+
+async def test_each_panel_shows_rows(seeded) -> None:
+    store, sids = seeded
+    store.logout(sids[0])
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table(app, "active").row_count == 4)
+        await pilot.press("2")
+        await wait_for(pilot, lambda: table(app, "inactive").row_count == 1)
+        assert "logout" in screen_text(app)
+        await pilot.press("3")
+        log = app.query_one(EventLog)
+        await wait_for(pilot, lambda: len(log.lines) >= 6)
+        assert app.panel == "events"
+        await pilot.press("4")
+        await wait_for(pilot, lambda: table(app, "cache").row_count == 4)
+        await pilot.press("5")
+        assert app.panel == "search" and app.query_one("#search-input").has_focus is False
+        await pilot.press("slash", *"alice", "enter")
+        await wait_for(pilot, lambda: table(app, "search").row_count == 2)
+        assert table(app, "search").has_focus
+
+
+async def test_logout_confirm_moves_session_to_inactive_with_actor(seeded) -> None:
+    store, sids = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        await pilot.press("l")
+        assert isinstance(app.screen, ConfirmScreen)
+        details = screen_text(app)
+        assert "dave" in details and "shop" in details and "10.1.2.3" in details
+        assert app.screen.focused is not None and app.screen.focused.id == "cancel"
+        await pilot.press("y")
+        await wait_for(pilot, lambda: table(app, "active").row_count == 4)
+        assert "dave" not in users_in(app, "active")
+        ended = store.get(sids[-1])
+        assert ended.status == "inactive" and ended.ended_by == "admin@ssh:203.0.113.9"
+        await pilot.press("2")
+        await wait_for(pilot, lambda: "dave" in users_in(app, "inactive"))
+        event = next(e for e in store.events(limit=10) if e.sid == sids[-1] and e.kind == "admin_logout")
+        assert event.actor == "admin@ssh:203.0.113.9"
+
+
+@pytest.mark.parametrize("keys", [["n"], ["escape"], ["enter"]], ids=["n", "escape", "enter-on-cancel"])
+async def test_logout_cancel_leaves_session_active(seeded, keys: list[str]) -> None:
+    store, sids = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        await pilot.press("l")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press(*keys)
+        await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
+        await pilot.pause(0.3)
+        assert store.get(sids[-1]).status == "active"
+        assert table(app, "active").row_count == 5
+
+
+async def test_logout_all_sessions_of_user(seeded) -> None:
+    store, sids = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        t = table(app, "active")
+        t.move_cursor(row=users_in(app, "active").index("alice"))
+        await pilot.press("L")
+        assert isinstance(app.screen, ConfirmScreen)
+        text = screen_text(app)
+        assert "every session of alice" in text and "crm" in text and "wiki" in text
+        await pilot.press("y")
+        await wait_for(pilot, lambda: table(app, "active").row_count == 3)
+        assert "alice" not in users_in(app, "active")
+        assert {store.get(sids[0]).status, store.get(sids[3]).status} == {"inactive"}
+
+
+async def test_read_only_registers_no_write_keys_and_never_writes(seeded, monkeypatch) -> None:
+    store, sids = seeded
+    calls: list[str] = []
+    monkeypatch.setattr(store, "logout", lambda *a, **k: calls.append("logout"))
+    monkeypatch.setattr(store, "logout_user", lambda *a, **k: calls.append("logout_user"))
+    monkeypatch.setattr(store, "sweep", lambda *a, **k: calls.append("sweep"))
+    app = make_app(store, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        assert "l" not in app._bindings.key_to_bindings and "L" not in app._bindings.key_to_bindings
+        ids = {b.id for b in app.registered_bindings()}
+        assert "session.logout" not in ids and "session.logout_user" not in ids
+        await pilot.press("l", "L")
+        await pilot.pause(0.3)
+        assert not isinstance(app.screen, ConfirmScreen)
+        text = screen_text(app)
+        assert "READ-ONLY" in text and "Log out" not in text
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        assert "Log out" not in screen_text(app)
+    assert calls == []
+
+
+async def test_help_lists_every_key_and_palette_lists_actions(seeded) -> None:
+    store, _ = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        shown = {key for key, _ in app.screen.keys}
+        assert {"1", "2", "3", "4", "5", "l", "L", "⏎", "/", "s", "S", "p", "r", "?", "q"} <= shown
+        assert "Log out user" in screen_text(app)
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)
+        await pilot.press("ctrl+p")
+        await pilot.pause(0.2)
+        await pilot.press(*"log out")
+        await pilot.pause(0.3)
+        assert "Log out user" in screen_text(app)
+
+
+async def test_filter_as_you_type_is_server_side(seeded) -> None:
+    store, _ = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        await pilot.press("slash", "a", "l")
+        await wait_for(pilot, lambda: sorted(users_in(app, "active")) == ["alice", "alice"])
+        await pilot.press("escape")
+        assert table(app, "active").has_focus
+        await pilot.press("slash", "backspace", "backspace", *"ip:198.51")
+        await wait_for(pilot, lambda: users_in(app, "active") == ["bob"])
+
+
+async def test_sort_cycles_columns_and_order(seeded) -> None:
+    store, _ = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        assert users_in(app, "active") == ["dave", "alice", "carol", "bob", "alice"]
+        await pilot.press("S")  # oldest activity first (server-side)
+        await wait_for(pilot, lambda: users_in(app, "active") == ["alice", "bob", "carol", "alice", "dave"])
+        for _ in range(3):  # last seen -> login time -> expires in -> user
+            await pilot.press("s")
+        assert app.model.sort_key == "user"
+        await wait_for(pilot, lambda: users_in(app, "active") == ["dave", "carol", "bob", "alice", "alice"])
+        await pilot.press("S")
+        await wait_for(pilot, lambda: users_in(app, "active") == ["alice", "alice", "bob", "carol", "dave"])
+        assert "sort: user ↑" in screen_text(app)
+
+
+async def test_selection_survives_live_updates(seeded, clock) -> None:
+    store, sids = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        t = table(app, "active")
+        t.move_cursor(row=2)
+        chosen = t.selected_key
+        store.login("erin", app="crm", ip="192.0.2.99")  # new newest row shifts the others down
+        await wait_for(pilot, lambda: t.row_count == 6)
+        assert t.selected_key == chosen and users_in(app, "active")[0] == "erin"
+
+
+async def test_detail_screen_shows_fields_cache_and_events(seeded) -> None:
+    store, sids = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        await wait_for(pilot, lambda: getattr(app.screen, "detail", None) is not None)
+        text = screen_text(app)
+        for expected in ("dave", "shop", "10.1.2.3", "dave@example.org", "user_agent", "Mozilla/5.0",
+                         "cache TTL", "login", sids[-1][:8]):
+            assert expected in text, expected
+        await pilot.press("escape")
+        assert not isinstance(app.screen, DetailScreen)
+
+
+async def test_search_history_and_enter_opens_session(seeded) -> None:
+    store, sids = seeded
+    store.logout(sids[0])
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("5", "slash", *"alice", "enter")
+        await wait_for(pilot, lambda: table(app, "search").row_count == 2)
+        text = screen_text(app)
+        assert "whole history" in text and "logout" in text and "active" in text
+        await pilot.press("enter")
+        assert isinstance(app.screen, DetailScreen)
+        await pilot.press("escape")
+        await pilot.press("slash", *(["backspace"] * 5), *"app:bil", "enter")
+        await wait_for(pilot, lambda: users_in(app, "search") == ["bob"])
+
+
+async def test_event_tail_dedupes_and_pauses(seeded) -> None:
+    store, sids = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        log = app.query_one(EventLog)
+        await wait_for(pilot, lambda: len(log.lines) == 5)
+        # the same events again (a reconnect catch-up overlapping the tail) are dropped
+        app.post_message(__import__("tui.messages").messages.FeedItems(store.events(limit=5)[::-1]))
+        await pilot.pause(0.2)
+        assert len(log.lines) == 5 and len(app.model.events) == 5
+        await pilot.press("p")
+        assert "PAUSED" in screen_text(app)
+        store.logout(sids[1])
+        await wait_for(pilot, lambda: len(app.model.events) == 6)
+        await pilot.pause(0.3)
+        assert len(log.lines) == 5  # nothing repaints while paused
+        await pilot.press("p")
+        await wait_for(pilot, lambda: len(log.lines) == 6)
+        await pilot.press("slash", *"logout")
+        await wait_for(pilot, lambda: len(log.lines) == 1)
+
+
+async def test_reconnecting_banner_then_recovery(seeded) -> None:
+    store, sids = seeded
+    server = store.client.connection_pool.connection_kwargs["server"]
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: app.model.state == "connected")
+        server.connected = False
+        await wait_for(pilot, lambda: app.model.state == "reconnecting")
+        await wait_for(pilot, lambda: "reconnecting" in screen_text(app))
+        assert table(app, "active").row_count == 5  # the last page stays visible
+        server.connected = True
+        store.logout(sids[0])
+        await wait_for(pilot, lambda: app.model.state == "connected", timeout=10)
+        await wait_for(pilot, lambda: table(app, "active").row_count == 4)
+        assert "reconnecting" not in screen_text(app)
+
+
+async def test_user_text_is_shown_literally(make_store, clock) -> None:
+    """Markup is not interpreted and escape sequences written by other apps never reach the
+    terminal (core refuses control characters, so they are written here as another app would)."""
+    store = make_store()
+    seed(store, clock, [("[bold red]boss[/]", "[link=x]app", "web", "10.0.0.1")])
+    sid, now = "e" * 36, clock()
+    store.client.hset(store.schema.session(sid), mapping={
+        "username": "esc\x1b[2Jape", "app": "crm\x07", "type": "web", "ip": "10.0.0.2", "status": "active",
+        "login_time": now, "last_seen": now, "expires_at": now + 600})
+    store.adopt(sid)
+    store.client.lpush(store.schema.events, "plain line from another app \x1b[31mred[/]")
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: table(app, "active").row_count == 2)
+        text = screen_text(app)
+        assert "[bold red]boss[/]" in text and "[link=x]app" in text
+        assert "\x1b" not in text and "esc\\x1b[2Jape" in text and "crm\\x07" in text
+        await pilot.press("3")
+        await wait_for(pilot, lambda: "[bold red]boss[/]" in screen_text(app))
+        text = screen_text(app)
+        assert "plain line from another app \\x1b[31mred[/]" in text and "\x1b" not in text
