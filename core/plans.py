@@ -255,7 +255,9 @@ def _page_bounds(offset: int, limit: int) -> tuple[int, int]:
 
 
 def _check_indexed(ctx: Context) -> Plan:
-    if ctx.indexed is None:
+    # Re-checked until found: a store whose first read met an empty Redis must switch
+    # to the indexes once an app has logged someone in (found by tests/test_stateful.py).
+    if not ctx.indexed:
         replies = yield Commands([("EXISTS", ctx.schema.marker)])
         ctx.indexed = bool(replies[0]) and not isinstance(replies[0], Exception)
     return ctx.indexed
