@@ -125,10 +125,15 @@ def map_error(exc: BaseException) -> StoreError:
     if (isinstance(exc, redis.exceptions.NoPermissionError) or msg.startswith("NOPERM")
             or "user executing the script can't" in msg):
         return PermissionDenied(f"Redis denied the command: {msg}")
+    # With RESP3 an unauthenticated HELLO fails as "HELLO must be called with the client
+    # already authenticated": say what that means instead of passing it on.
+    if "NOAUTH" in msg or "HELLO must be called" in msg:
+        return StoreUnavailable("Redis requires authentication: give a user name and password")
     auth_errors = (redis.exceptions.AuthenticationError,
                    redis.exceptions.AuthenticationWrongNumberOfArgsError)
-    if isinstance(exc, auth_errors):
-        return StoreUnavailable(f"Redis refused the credentials: {msg}")
+    if isinstance(exc, auth_errors) or "WRONGPASS" in msg:
+        return StoreUnavailable("Redis refused the credentials: wrong user name or password, "
+                                "or the user is disabled")
     if isinstance(exc, redis.exceptions.BusyLoadingError):
         return StoreUnavailable("Redis is loading its data set; try again shortly")
     if isinstance(exc, redis.exceptions.TimeoutError):

@@ -132,14 +132,14 @@ def parse_session(sid: str, reply: Any) -> Session | None:
         values[name] = ts
     for name in _TEXT_FIELDS:
         values[name] = data.get(name, "")
-    username = data.get("username") or data.get("user") or ""
+    username = data.get("username", "")
     if not username:
         problems.append("username missing")
         username = "?"
     status = data.get("status") or ACTIVE
     if status not in (ACTIVE, INACTIVE):
         problems.append(f"status unknown: {status[:20]!r}")
-    metadata = {k: v for k, v in data.items() if k not in RESERVED_FIELDS and k != "user"}
+    metadata = {k: v for k, v in data.items() if k not in RESERVED_FIELDS}
     return Session(sid=sid, username=username, status=status, metadata=metadata,
                    problems=tuple(problems), **values)
 

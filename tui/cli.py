@@ -728,12 +728,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _explain(message: str) -> str:
-    """Say what redis-py's authentication errors mean for the person at the terminal."""
-    if "NOAUTH" in message or "HELLO must be called" in message:
-        return ("Redis requires authentication: put user:password in the URL "
-                "(redis://user:pass@host:port/db) or use --password-file")
-    if "invalid username-password pair" in message or "WRONGPASS" in message:
-        return "Redis refused the credentials: wrong user name or password, or the user is disabled"
+    """Add where the CLI takes credentials from to core's "requires authentication"."""
+    if "requires authentication" in message:
+        return (f"{message}: put user:password in the URL (redis://user:pass@host:port/db) "
+                "or use --password-file")
     return message
 
 
