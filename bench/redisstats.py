@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
@@ -21,6 +21,8 @@ class Cost:
     """Bytes the server read (requests)."""
     bytes_out: int
     """Bytes the server wrote (replies)."""
+    usec: Counter[str] = field(default_factory=Counter)
+    """Server CPU microseconds per command (for EVALSHA: the whole script, inner calls included)."""
 
     @property
     def total_commands(self) -> int:
@@ -29,7 +31,9 @@ class Cost:
     def minus(self, other: Cost) -> Cost:
         cmds = Counter(self.commands)
         cmds.subtract(other.commands)
-        return Cost(+cmds, self.bytes_in - other.bytes_in, self.bytes_out - other.bytes_out)
+        usec = Counter(self.usec)
+        usec.subtract(other.usec)
+        return Cost(+cmds, self.bytes_in - other.bytes_in, self.bytes_out - other.bytes_out, +usec)
 
     def per(self, n: int) -> Cost:
         return Cost(Counter({k: v // n for k, v in self.commands.items()}), self.bytes_in // n,
@@ -43,10 +47,13 @@ def _snapshot(admin: redis.Redis) -> Cost:
     stats = admin.info("stats")
     cmdstats = admin.info("commandstats")
     commands: Counter[str] = Counter()
+    usec: Counter[str] = Counter()
     for name, data in cmdstats.items():
-        cmd = name.removeprefix("cmdstat_")
-        commands[cmd] += int(data["calls"]) if isinstance(data, dict) else 0
-    return Cost(commands, int(stats["total_net_input_bytes"]), int(stats["total_net_output_bytes"]))
+        if isinstance(data, dict):
+            cmd = name.removeprefix("cmdstat_")
+            commands[cmd] += int(data["calls"])
+            usec[cmd] += int(data["usec"])
+    return Cost(commands, int(stats["total_net_input_bytes"]), int(stats["total_net_output_bytes"]), usec)
 
 
 def measure(admin: redis.Redis, work: Callable[[], object]) -> Cost:

@@ -10,11 +10,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import redis
+
 from core import AsyncSessionStore, ConnectOptions, Policy, SessionStore
 
 from .classic import ClassicStore
 from .config import Config
 from .measure import Progress, Sample, Section, Table, Target, fmt, ratio
+from .redisstats import measure
 
 SETUP_SESSIONS = 100
 """Sessions the validate benchmarks rotate over."""
@@ -155,12 +158,81 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
         loop.run_until_complete(async_rep(rep, 1, aseq))
         loop.run_until_complete(async_rep(rep, conc, ac))
 
+    profile, server_us = _profile(url, store, frozen, touching, classic, min(n, 500))
     for s in (store, frozen, touching):
         s.close()
     for a in (astore, afrozen, atouching):
         loop.run_until_complete(a.close())
     loop.close()
-    return _report(cfg, sync, classic_s, aseq, ac, touched)
+    sec = _report(cfg, sync, classic_s, aseq, ac, touched)
+    sec.tables.append(profile)
+    _explain(sec, sync, server_us)
+    return sec
+
+
+def _explain(sec: Section, sync: dict[str, Sample], server_us: dict[str, tuple[float, float]]) -> None:
+    """Attach the profile (table 1c) to each missed round-trip target."""
+    rtt = 1e6 / sync["ping"].median
+    for t in sec.targets:
+        if t.met:
+            continue
+        op = "login" if "login" in t.what else "validate"
+        us, cmds = server_us[op]
+        if "classic" in t.what:
+            cus, _ = server_us["classic login"]
+            t.why = (f"one sessionwatch login costs {us:.0f} µs of Redis CPU ({cmds - 1:.0f} commands "
+                     "in one script, plus two JSON encodes) where the classic login's five calls cost "
+                     f"{cus:.0f} µs in all; with a round trip of ≈ {rtt:.0f} µs here, saving four round "
+                     "trips buys less than the extra server work costs (table 1c)")
+        else:
+            t.why = (f"{op} runs {cmds - 1:.0f} command(s) per call inside its script: {us:.0f} µs of "
+                     f"Redis CPU against PING's ≈ 0 and a round trip of ≈ {rtt:.0f} µs; on 2 shared cores "
+                     "that CPU adds to the latency one for one, so the ratio is bounded by rtt / (rtt + "
+                     "script time + client parsing); see table 1c and the fixes listed under it")
+
+
+def _profile(url: str, store: SessionStore, frozen: SessionStore, touching: SessionStore,
+             classic: ClassicStore, n: int) -> tuple[Table, dict[str, tuple[float, float]]]:
+    """Where the time of each operation goes: Redis CPU per call (INFO commandstats) and
+    commands run per call, against the measured PING round trip."""
+    admin = redis.Redis.from_url(url, decode_responses=True)
+    sids: list[str] = []
+    tokens = [frozen.login(f"pf{i}", **_login_args(i))[1] for i in range(SETUP_SESSIONS)]
+    ttokens = [touching.login(f"pt{i}", **_login_args(i))[1] for i in range(SETUP_SESSIONS)]
+    csids: list[str] = []
+    work = {
+        "ping": lambda: [store.client.execute_command("PING") for _ in range(n)],
+        "login": lambda: [sids.append(store.login(f"pu{i // 2}", **_login_args(i))[0].sid) for i in range(n)],
+        "validate": lambda: [frozen.validate(tokens[i % SETUP_SESSIONS]) for i in range(n)],
+        "validate_touch": lambda: [touching.validate(ttokens[i % SETUP_SESSIONS]) for i in range(n)],
+        "update_profile": lambda: [store.update_profile(sid, department="ops") for sid in sids],
+        "logout": lambda: [store.logout(sid) for sid in sids],
+        "classic login": lambda: [csids.append(classic.login(f"pc{i // 2}", app="crm", ip="10.0.0.1"))
+                                  for i in range(n)],
+        "classic logout": lambda: [classic.logout(sid) for sid in csids],
+    }
+    t = Table("1c. Where the time goes: Redis CPU per operation (INFO commandstats, one block of "
+              f"{n:,} each)", ["operation", "Redis µs per op (all its commands)",
+                               "client → Redis calls per op",
+                               "commands executed per op (incl. inside Lua)", "wall µs per op"])
+    server_us: dict[str, tuple[float, float]] = {}
+    for name, body in work.items():
+        start = time.perf_counter()
+        cost = measure(admin, body)
+        wall = (time.perf_counter() - start) / n * 1e6
+        top = {k for k in cost.commands if k in ("evalsha", "eval", "ping") or name.startswith("classic")}
+        outer = sum(cost.commands[k] for k in top)
+        usec = sum(cost.usec[k] for k in top)  # EVALSHA's time already includes its inner commands
+        server_us[name] = (usec / n, cost.total_commands / n)
+        t.add(LABELS.get(name, name), f"{usec / n:.1f}", f"{outer / n:.1f}",
+              f"{cost.total_commands / n:.1f}", f"{wall:.0f}")
+    t.notes.append("Redis µs counts the server's CPU for the op (for EVALSHA it is the whole script: the "
+                   "commands it runs, the Lua VM and JSON encoding). On 2 cores shared by client, server and "
+                   "other processes that time adds to the round trip almost one for one, which is why an "
+                   "operation's ratio to PING falls with the work its script does. Wall µs includes the "
+                   "CONFIG RESETSTAT/INFO calls of the measurement (2 per block, negligible).")
+    admin.close()
+    return t, server_us
 
 
 LABELS = {
