@@ -68,7 +68,7 @@ READ_BINDINGS: list[Binding] = [
     Binding("s", "sort", "Sort", id="view.sort"),
     Binding("S", "sort_order", "Sort order", show=False, id="view.sort_order"),
     Binding("p", "pause", "Pause", id="view.pause"),
-    Binding("r", "refresh", "Refresh", id="view.refresh"),
+    Binding("r", "refresh", "Refresh", show=False, id="view.refresh"),
     Binding("question_mark", "help", "Help", id="app.help"),
     Binding("q", "quit", "Quit", id="app.quit"),
 ]
@@ -77,6 +77,8 @@ WRITE_BINDINGS: list[Binding] = [
     Binding("L", "logout_user", "Log out user", id="session.logout_user"),
 ]
 FILTER_HINT = "/ filter: user prefix, ip:…, app:…, sid:…"
+MAIN_ACTIONS = {"show_panel", "detail", "filter", "sort", "sort_order", "pause", "refresh", "logout",
+                "logout_user"}
 OWN_IDS = {"panel", "session", "view", "app"}
 EXTRA_HELP = [
     ("up/down, pgup/pgdn, home/end", "Move the selection"),
@@ -190,7 +192,7 @@ class SessionWatchApp(App[None]):
                                   id="search-input")
                 yield Static(id="search-info", classes="info")
                 yield SessionTable(SEARCH_COLUMNS, id="search-table")
-        yield Footer()
+        yield Footer(compact=True)
 
     @property
     def main(self) -> Screen[Any]:
@@ -450,7 +452,7 @@ class SessionWatchApp(App[None]):
             sessions = self.model.order(msg.sessions, server_sorted=not self.filters["active"].strip())
             self._fill("active", sessions, lambda s: active_row(s, now), msg.total, msg.note)
         elif msg.panel == "inactive":
-            self._fill("inactive", msg.sessions, inactive_row, msg.total, msg.note)
+            self._fill("inactive", msg.sessions, lambda s: inactive_row(s, now), msg.total, msg.note)
         elif msg.panel == "cache":
             self.cache_entries = msg.cache
             self._show_cache()
@@ -615,8 +617,14 @@ class SessionWatchApp(App[None]):
         return Detail(sid, session, cache, list(reversed(events)))
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action in ("logout", "logout_user"):
-            return not self.read_only
+        """Write actions exist only when not read-only; over the main view only help and
+        quit stay live (and logout on the detail screen, for the session it shows)."""
+        if action in ("logout", "logout_user") and self.read_only:
+            return False
+        if action == "help" and isinstance(self.screen, ConfirmScreen | HelpScreen):
+            return False
+        if action in MAIN_ACTIONS and len(self.screen_stack) > 1:
+            return action in ("logout", "logout_user") and isinstance(self.screen, DetailScreen)
         return True
 
     def action_logout(self) -> None:

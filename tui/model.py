@@ -49,11 +49,14 @@ def fmt_ago(ts: float | None, now: float) -> str:
     return "-" if ts is None else f"{fmt_duration(now - ts)} ago"
 
 
-def fmt_clock(ts: float | None) -> str:
-    """Local wall time of a timestamp (date too when it is not today)."""
+def fmt_clock(ts: float | None, now: float | None = None) -> str:
+    """Local wall time of a timestamp; the date too unless it is the same day as ``now``."""
     if ts is None:
         return "-"
-    return time.strftime("%m-%d %H:%M:%S", time.localtime(ts))
+    local = time.localtime(ts)
+    if now is not None and time.localtime(now)[:3] == local[:3]:
+        return time.strftime("%H:%M:%S", local)
+    return time.strftime("%m-%d %H:%M:%S", local)
 
 
 def fmt_bytes(n: int | None) -> str:
@@ -108,12 +111,12 @@ def parse_query(text: str) -> tuple[str, str]:
 # --- rows -------------------------------------------------------------------------------
 
 ACTIVE_COLUMNS = (("user", "User"), ("app", "App"), ("type", "Type"), ("ip", "IP"),
-                  ("login", "Login time"), ("seen", "Last seen"), ("expires", "Expires in"),
+                  ("login", "Login"), ("seen", "Last seen"), ("expires", "Expires"),
                   ("sid", "Session"))
 INACTIVE_COLUMNS = (("user", "User"), ("app", "App"), ("ip", "IP"), ("reason", "End reason"),
                     ("ended", "Ended"), ("by", "Ended by"), ("sid", "Session"))
 SEARCH_COLUMNS = (("user", "User"), ("app", "App"), ("ip", "IP"), ("status", "Status"),
-                  ("login", "Login time"), ("ended", "Ended"), ("sid", "Session"))
+                  ("login", "Login"), ("ended", "Ended"), ("sid", "Session"))
 CACHE_COLUMNS = (("sid", "Session"), ("user", "User"), ("app", "App"), ("status", "Status"),
                  ("ttl", "TTL left"), ("summary", "Summary"))
 
@@ -122,19 +125,31 @@ Row = tuple[str, ...]
 
 def active_row(s: Session, now: float) -> Row:
     return (clean(s.username, 40), clean(s.app, 30), clean(s.type, 10), clean(s.ip, 45),
-            fmt_clock(s.login_time), fmt_ago(s.last_seen, now),
+            fmt_clock(s.login_time, now), fmt_ago(s.last_seen, now),
             fmt_duration(None if s.expires_at is None else s.expires_at - now), s.short_id)
 
 
-def inactive_row(s: Session) -> Row:
+def inactive_row(s: Session, now: float | None = None) -> Row:
     return (clean(s.username, 40), clean(s.app, 30), clean(s.ip, 45), clean(s.end_reason or "-", 20),
-            fmt_clock(s.logout_time), clean(s.ended_by or "-", 40), s.short_id)
+            fmt_clock(s.logout_time, now), clean(s.ended_by or "-", 40), s.short_id)
 
 
 def search_row(s: Session, now: float) -> Row:
     status = "active" if s.is_active(now) else (s.end_reason or s.status)
     return (clean(s.username, 40), clean(s.app, 30), clean(s.ip, 45), clean(status, 20),
-            fmt_clock(s.login_time), fmt_clock(s.logout_time), s.short_id)
+            fmt_clock(s.login_time, now), fmt_clock(s.logout_time, now), s.short_id)
+
+
+def summary_text(data: dict, skip: Iterable[str] = ()) -> str:
+    """A cache summary as ``key=value`` pairs, times as wall clock, empty values left out."""
+    out = []
+    for key, value in data.items():
+        if key in skip or value in ("", None):
+            continue
+        if key.endswith(("_time", "_at", "last_seen")) and isinstance(value, int | float):
+            value = fmt_clock(value)
+        out.append(f"{key}={value}")
+    return " ".join(out)
 
 
 def cache_row(sid: str, summary: dict | None, raw: str, ttl: float | None) -> Row:
@@ -147,8 +162,7 @@ def cache_row(sid: str, summary: dict | None, raw: str, ttl: float | None) -> Ro
         left = "gone"
     else:
         left = fmt_duration(ttl)
-    text = " ".join(f"{k}={v}" for k, v in data.items() if k not in ("sid", "username", "app", "status")
-                    and v not in ("", None)) if summary is not None else raw
+    text = summary_text(data, skip=("sid", "username", "app", "status")) if summary is not None else raw
     return (short_id(sid), clean(data.get("username", ""), 40), clean(data.get("app", ""), 30),
             clean(data.get("status", ""), 10), left, clean(text, 120))
 
@@ -279,8 +293,12 @@ class DashboardModel:
 
     # header
     def status_parts(self) -> list[tuple[str, str]]:
-        """(text, style class) pieces of the status bar, in order."""
+        """(text, style class) pieces of the first status line: badges, connection, server."""
         parts: list[tuple[str, str]] = []
+        if self.read_only:
+            parts.append(("READ-ONLY", "readonly"))
+        if self.paused:
+            parts.append(("PAUSED", "paused"))
         state = self.state
         label = {"connected": "● connected", "reconnecting": "○ reconnecting", "connecting": "… connecting"}
         parts.append((label[state], state))
@@ -291,19 +309,23 @@ class DashboardModel:
             parts.append((f"Redis {clean(self.server.version, 20)}", "version"))
         if self.latency_ms is not None:
             parts.append((f"rtt {self.latency_ms:.1f}ms", "latency"))
-        if self.stats is not None:
-            parts.append((f"active {self.stats.active}", "count"))
-            parts.append((f"inactive {self.stats.ended}", "count"))
         if self.server.used_memory is not None:
             parts.append((f"mem {fmt_bytes(self.server.used_memory)}", "memory"))
-        if self.paused:
-            parts.append(("PAUSED", "paused"))
-        if self.read_only:
-            parts.append(("READ-ONLY", "readonly"))
+        return parts
+
+    def count_parts(self) -> list[tuple[str, str]]:
+        """The second status line: how many sessions."""
+        if self.stats is None:
+            return [("counting…", "count")]
+        parts = [(f"active {self.stats.active}", "count"), (f"inactive {self.stats.ended}", "count")]
+        if self.stats.expired_pending:
+            parts.append((f"expiring {self.stats.expired_pending}", "count"))
+        if self.stats.mode != "index":
+            parts.append((f"({self.stats.mode} mode)", "version"))
         return parts
 
     def status_line(self) -> str:
-        return "  ".join(text for text, _ in self.status_parts())
+        return "  ".join(text for text, _ in self.status_parts() + self.count_parts())
 
     def logins_per_minute(self) -> list[int]:
         return list(self.stats.logins_per_minute) if self.stats else []

@@ -19,7 +19,7 @@ from textual.widgets import Footer, Static
 
 from core import CacheEntry, Event, Session, StoreError
 
-from ..model import clean, event_text, fmt_clock, fmt_duration
+from ..model import clean, event_text, fmt_clock, fmt_duration, summary_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +60,8 @@ def render_detail(d: Detail, now: float) -> Text | Table:
     else:
         ttl = "no TTL" if d.cache.ttl is None else ("gone" if d.cache.ttl < 0 else fmt_duration(d.cache.ttl))
         table.add_row("cache TTL", Text(ttl))
-        table.add_row("cache", Text(clean(d.cache.raw, 600)))
+        text = summary_text(d.cache.summary, skip=("sid",)) if d.cache.summary is not None else d.cache.raw
+        table.add_row("cache", Text(clean(text, 600)))
     table.add_section()
     if not d.events:
         table.add_row("events", Text("none in the recent log"))

@@ -6,7 +6,7 @@ from typing import ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
 from ..model import DashboardModel
@@ -20,25 +20,28 @@ class StatusText(Static):
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {f"status--{name}" for name in PART_CLASSES}
 
-    def show(self, model: DashboardModel) -> None:
+    def show(self, parts: list[tuple[str, str]]) -> None:
         text = Text(no_wrap=True, overflow="ellipsis")
-        for i, (part, kind) in enumerate(model.status_parts()):
+        for i, (part, kind) in enumerate(parts):
             if i:
                 text.append("  ")
             text.append(part, style=self.get_component_rich_style(f"status--{kind}", partial=True))
         self.update(text)
 
 
-class StatusBar(Horizontal):
-    """Status text plus a sparkline of logins per minute."""
+class StatusBar(Vertical):
+    """Two lines: connection and server; session counts and logins per minute."""
 
     def compose(self) -> ComposeResult:
         yield StatusText(id="status-text")
-        yield Static("logins/min", id="spark-label")
-        yield Sparkline([], id="logins-spark")
+        with Horizontal(id="status-counts"):
+            yield StatusText(id="counts-text")
+            yield Static("logins/min", id="spark-label")
+            yield Sparkline([], id="logins-spark")
 
     def show(self, model: DashboardModel) -> None:
-        self.query_one(StatusText).show(model)
+        self.query_one("#status-text", StatusText).show(model.status_parts())
+        self.query_one("#counts-text", StatusText).show(model.count_parts())
         data = model.logins_per_minute()
         spark = self.query_one(Sparkline)
         if list(spark.data or []) != data:

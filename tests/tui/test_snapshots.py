@@ -1,0 +1,49 @@
+"""Snapshots of the main screen (pytest-textual-snapshot). Regenerate with --snapshot-update.
+
+Deterministic: fixed clock, fixed session ids, UTC, no live feed, one poll, fake latency timer.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from tui.app import SessionWatchApp, build_app
+
+from .conftest import wait_for
+
+
+def snapshot_app(store, **kw: object) -> SessionWatchApp:
+    app = build_app(store, refresh_interval=3600, target_label="127.0.0.1:21084/0", feed=False,
+                    actor="admin", sweep=False, **kw)  # type: ignore[arg-type]
+    ticks = itertools.count(0, 0.0005)
+    app.perf_counter = lambda: next(ticks)  # every round trip "takes" 0.5 ms
+    return app
+
+
+async def loaded(pilot) -> None:
+    app = pilot.app
+    await wait_for(pilot, lambda: app.poll_count >= 1 and app.main.query_one("#active-table").row_count == 5)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
+def test_main_screen(seeded, snap_compare, size) -> None:
+    store, _ = seeded
+    assert snap_compare(snapshot_app(store), terminal_size=size, run_before=loaded)
+
+
+def test_main_screen_read_only_80x24(seeded, snap_compare) -> None:
+    store, _ = seeded
+    assert snap_compare(snapshot_app(store, read_only=True), terminal_size=(80, 24), run_before=loaded)
+
+
+def test_confirm_dialog_80x24(seeded, snap_compare) -> None:
+    store, _ = seeded
+
+    async def confirm(pilot) -> None:
+        await loaded(pilot)
+        await pilot.press("l")
+        await pilot.pause()
+
+    assert snap_compare(snapshot_app(store), terminal_size=(80, 24), run_before=confirm)
