@@ -54,6 +54,9 @@ from .widgets.table import SessionTable
 
 PANELS = ("active", "inactive", "events", "cache", "search")
 SESSION_KINDS = {"login", "logout", "admin_logout", "expired", "evicted", "replaced", "profile"}
+FEED_REFRESH = 0.5
+"""Seconds from a session event to the page refresh that shows it (debounced: at most
+about two page polls a second however busy the feed is)."""
 SWEEP_EVERY = 10.0
 """Seconds between bounded sweeps (ending sessions past expiry) when not read-only."""
 
@@ -151,7 +154,8 @@ class SessionWatchApp(App[None]):
         self._timer: Timer | None = None
         self._due = 0.0
         self._polling = False
-        self._again = False
+        self._again: float | None = None
+        """Delay of a refresh asked for while a poll was running (it follows that poll)."""
         self._pending: Polled | None = None
         self._pending_events: list[Event] = []
         self._last_sweep = 0.0
@@ -349,7 +353,7 @@ class SessionWatchApp(App[None]):
     def request_refresh(self, delay: float = 0.0) -> None:
         """Poll within ``delay`` seconds (debounced; a running poll is followed by another)."""
         if self._polling:
-            self._again = True
+            self._again = delay if self._again is None else min(self._again, delay)
             return
         if self._timer is not None and self._due <= time.monotonic() + delay:
             return
@@ -366,7 +370,7 @@ class SessionWatchApp(App[None]):
         if self.closing:
             return
         if self._polling:
-            self._again = True
+            self._again = 0.0
             return
         self._polling = True
         panel = self.panel
@@ -440,9 +444,8 @@ class SessionWatchApp(App[None]):
 
     def _poll_done(self, delay: float) -> None:
         self._polling = False
-        if self._again:
-            self._again = False
-            delay = min(delay, 0.05)
+        if self._again is not None:
+            delay, self._again = min(delay, self._again), None
         self._schedule(delay)
 
     def _apply(self, msg: Polled) -> None:
@@ -541,7 +544,7 @@ class SessionWatchApp(App[None]):
             elif isinstance(item, ExpiryHint):
                 refresh = True
         if refresh:
-            self.request_refresh(0.2)
+            self.request_refresh(FEED_REFRESH)
         if not fresh:
             return
         if self.frozen:

@@ -307,7 +307,7 @@ class DashboardModel:
         parts.append((self.target, "target"))
         if self.server.version:
             parts.append((f"Redis {clean(self.server.version, 20)}", "version"))
-        if self.latency_ms is not None:
+        if self.latency_ms is not None and state == "connected":
             parts.append((f"rtt {self.latency_ms:.1f}ms", "latency"))
         if self.server.used_memory is not None:
             parts.append((f"mem {fmt_bytes(self.server.used_memory)}", "memory"))

@@ -302,3 +302,39 @@ async def test_user_text_is_shown_literally(make_store, clock) -> None:
         await wait_for(pilot, lambda: "[bold red]boss[/]" in screen_text(app))
         text = screen_text(app)
         assert "plain line from another app \\x1b[31mred[/]" in text and "\x1b" not in text
+
+
+async def test_event_tail_stays_put_while_scrolled_up(seeded, clock) -> None:
+    store, _ = seeded
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("3")
+        log = app.query_one(EventLog)
+        for i in range(40):
+            store.login(f"user{i:02d}", app="crm", ip="10.9.0.1")
+        await wait_for(pilot, lambda: len(log.lines) == 45)
+        assert log.scroll_y == log.max_scroll_y > 0  # following the tail
+        log.scroll_home(animate=False)
+        await pilot.pause()
+        store.login("late", app="crm", ip="10.9.0.2")
+        await wait_for(pilot, lambda: len(log.lines) == 46)
+        assert log.scroll_y == 0  # the admin reading back is not yanked to the bottom
+
+
+async def test_redis_round_trips_per_refresh_do_not_grow_with_sessions(make_store, clock) -> None:
+    """One reconciliation = ping + sweep-free stats + server info + one page, whatever the size."""
+    counts = []
+    for n in (10, 150):
+        store = make_store(prefix=f"n{n}:")
+        for i in range(n):
+            store.login(f"u{i:04d}", app="crm", ip="10.0.0.1")
+        trips: list[int] = []
+        real = store._execute
+        store._execute = lambda request, real=real, trips=trips: (trips.append(  # type: ignore[method-assign]
+            len(getattr(request, "commands", [None]))), real(request))[1]
+        app = make_app(store, feed=False, refresh_interval=3600, read_only=True)
+        async with app.run_test(size=SIZE) as pilot:
+            await wait_for(pilot, lambda app=app: app.poll_count >= 1)
+            counts.append((len(trips), max(trips)))
+    assert counts[0][0] == counts[1][0]  # same number of round trips
+    assert counts[1][1] <= 100  # the biggest pipeline is one page of HGETALLs
