@@ -211,3 +211,25 @@ def test_expiry_with_no_events_among_many_long_ttl_keys() -> None:
         assert long.stats().by_app == {"crm": 50}
         short.close()
         long.close()
+
+
+def test_memory_full_with_noeviction_refuses_logins_loudly_and_keeps_sessions(server: RedisServer) -> None:
+    """maxmemory reached under noeviction (what redis.conf ships): logins fail with one
+    clear StoreUnavailable; nothing is evicted, so every existing session still validates."""
+    store = SessionStore.from_url(server.url, options=OPTS)
+    kept = [store.login(f"k{i}", app="crm") for i in range(20)]
+    assert store.client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+    store.client.config_set("maxmemory", int(store.client.info("memory")["used_memory"]) + 200_000)
+    refused = None
+    for i in range(2000):
+        try:
+            store.login(f"flood{i}", app="crm", user_agent="x" * 1000)
+        except StoreUnavailable as exc:
+            refused = exc
+            break
+    assert refused is not None and "out of memory" in str(refused) and "\n" not in str(refused)
+    assert all(store.validate(token) is not None for _, token in kept)
+    assert store.active_page(limit=1000).total >= 20
+    store.client.config_set("maxmemory", 0)
+    assert store.validate(store.login("after", app="crm")[1]) is not None
+    store.close()
