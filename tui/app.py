@@ -57,6 +57,7 @@ SESSION_KINDS = {"login", "logout", "admin_logout", "expired", "evicted", "repla
 FEED_REFRESH = 0.5
 """Seconds from a session event to the page refresh that shows it (debounced: at most
 about two page polls a second however busy the feed is)."""
+FEED_BUFFER_MAX = 5000
 SWEEP_EVERY = 10.0
 """Seconds between bounded sweeps (ending sessions past expiry) when not read-only."""
 
@@ -90,6 +91,13 @@ EXTRA_HELP = [
     ("y / n (in a dialog)", "Confirm / cancel (Cancel has the focus)"),
     ("ctrl+p", "Command palette: every action"),
 ]
+
+
+def _trim_feed(items: list[object], keep_events: int) -> list[object]:
+    """Drop the oldest events of a backlog the UI has not drained (status items stay)."""
+    events = [i for i in items if isinstance(i, Event)]
+    drop = {id(e) for e in events[: max(0, len(events) - keep_events)]}
+    return [i for i in items if id(i) not in drop]
 
 
 class FilterInput(Input):
@@ -160,6 +168,9 @@ class SessionWatchApp(App[None]):
         self._pending_events: list[Event] = []
         self._last_sweep = 0.0
         self._feed_stop = threading.Event()
+        self._feed_lock = threading.Lock()
+        self._feed_buffer: list[object] = []
+        self._feed_rung = False
         self.poll_count = 0
 
     def _describe_target(self) -> str:
@@ -507,29 +518,30 @@ class SessionWatchApp(App[None]):
 
     @work(thread=True, exclusive=True, group="feed", exit_on_error=False)
     def run_feed(self) -> None:
+        """Tail the feed. Items go to a buffer and one message rings the UI; items that
+        arrive before the UI drained it join the same batch, so a burst costs one repaint."""
         stop = self._feed_stop
-        batch: list[object] = []
         for item in self.feed_items(stop):
             if stop.is_set():
                 break
-            batch.append(item)
-            if not isinstance(item, Event) or len(batch) >= 50:
-                self.post_message(FeedItems(batch))
-                batch = []
-            elif len(batch) == 1:
-                # post single live events right away; a catch-up burst is batched above
-                self.post_message(FeedItems(batch))
-                batch = []
-        if batch and not stop.is_set():
-            self.post_message(FeedItems(batch))
+            with self._feed_lock:
+                self._feed_buffer.append(item)
+                if len(self._feed_buffer) > FEED_BUFFER_MAX:  # the UI is stalled: keep it bounded
+                    self._feed_buffer = _trim_feed(self._feed_buffer, self.model.max_events)
+                if self._feed_rung:
+                    continue
+                self._feed_rung = True
+            self.post_message(FeedItems([]))
 
     @on(FeedItems)
     def _feed(self, msg: FeedItems) -> None:
+        with self._feed_lock:
+            items, self._feed_buffer, self._feed_rung = [*msg.items, *self._feed_buffer], [], False
         if self.closing:
             return
         fresh: list[Event] = []
         refresh = False
-        for item in msg.items:
+        for item in items:
             if isinstance(item, Event):
                 if self.model.add_event(item):
                     fresh.append(item)
@@ -551,7 +563,8 @@ class SessionWatchApp(App[None]):
             self._pending_events.extend(fresh)
             del self._pending_events[: -self.model.max_events]
             return
-        self.main.query_one(EventLog).append(ev for ev in fresh if self._event_visible(ev))
+        visible = [ev for ev in fresh if self._event_visible(ev)]
+        self.main.query_one(EventLog).append(visible[-self.model.max_events:])
 
     def _event_visible(self, ev: Event) -> bool:
         from .model import event_matches

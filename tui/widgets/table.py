@@ -39,8 +39,16 @@ class SessionTable(DataTable):
         selected = self.selected_key
         old_index = self.cursor_row
         wanted = {key: tuple(cells) for key, cells in rows}
+        stale = [k for k in self._rows if k not in wanted]
         with self.app.batch_update():
-            for key in [k for k in self._rows if k not in wanted]:
+            if len(stale) > max(8, len(self._rows) // 2):
+                # remove_row re-lays out the table each call (O(rows)); when most rows go,
+                # one clear is cheaper. The cursor is put back below, the scroll kept.
+                scroll = self.scroll_offset
+                self.clear()
+                self._rows = {}
+                self.scroll_to(scroll.x, scroll.y, animate=False, immediate=True)
+            for key in stale if self._rows else ():
                 self.remove_row(key)
                 del self._rows[key]
             col_keys = [k for k, _ in self._columns]
