@@ -193,6 +193,10 @@ def test_admin_ends_sessions_and_nothing_else(acl_server: AclServer, app: Sessio
         assert next(e for e in admin.events(limit=1)).actor == "root"
         with pytest.raises(PermissionDenied):
             admin.login("mallory", app="crm")
+        # refused before anything was written: Lua has no rollback
+        leftovers = [k for k in admin.client.scan_iter(match=admin.schema.session_pattern)
+                     if admin.client.hget(k, "username") == "mallory"]
+        assert leftovers == []
     raw = acl_server.raw("admin")
     for cmd in (("FLUSHALL",), ("FLUSHDB",), ("CONFIG", "SET", "appendonly", "no"), ("KEYS", "*"),
                 ("GET", "config:secret"), ("DEL", "config:secret"), ("SET", "other", "1"),

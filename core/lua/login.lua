@@ -15,12 +15,13 @@ local fields = {'username', username, 'app', app, 'type', stype, 'ip', ip, 'user
 if email ~= '' then fields[#fields + 1] = 'email'; fields[#fields + 1] = email end
 if dept ~= '' then fields[#fields + 1] = 'department'; fields[#fields + 1] = dept end
 for i = OP + 8, #ARGV do fields[#fields + 1] = ARGV[i] end
-redis.call('HSET', skey, unpack(fields))
-redis.call('PEXPIRE', skey, gc_ms(exp))
-
+-- SADD comes first on purpose: a user whose ACL may end sessions but not create them
+-- (the admin dashboard) is refused here, before anything is written (Lua has no rollback).
 local active_key = P_ACTIVE .. username
 redis.call('SADD', active_key, sid)
 redis.call('EXPIRE', active_key, USER_TTL)
+redis.call('HSET', skey, unpack(fields))
+redis.call('PEXPIRE', skey, gc_ms(exp))
 local history_key = P_HISTORY .. username
 redis.call('LPUSH', history_key, sid)
 redis.call('LTRIM', history_key, 0, HISTORY_MAX - 1)
