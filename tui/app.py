@@ -41,6 +41,7 @@ from .model import (
     active_row,
     cache_row,
     clean,
+    event_matches,
     inactive_row,
     parse_query,
     search_row,
@@ -567,8 +568,6 @@ class SessionWatchApp(App[None]):
         self.main.query_one(EventLog).append(visible[-self.model.max_events:])
 
     def _event_visible(self, ev: Event) -> bool:
-        from .model import event_matches
-
         return event_matches(ev, self.model.event_filter)
 
     # --- search -------------------------------------------------------------------------
