@@ -1,29 +1,20 @@
-"""Dashboard fixtures: a fakeredis store seeded under a fixed clock with fixed session ids."""
+"""Dashboard fixtures: a fakeredis store seeded under a fixed clock with fixed session ids.
+
+No ``__init__.py`` here: a ``tests/tui`` package would shadow the real ``tui`` package."""
 
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from rich.console import Console
-from textual.app import App
-from textual.pilot import Pilot
+from tui_helpers import seed
 
 import core.plans
 from core import SessionStore
 from core.tokens import user_tag
-
-USERS = [
-    ("alice", "crm", "web", "203.0.113.7"),
-    ("bob", "billing", "api", "198.51.100.20"),
-    ("carol", "crm", "mobile", "192.0.2.33"),
-    ("alice", "wiki", "web", "203.0.113.8"),
-    ("dave", "shop", "web", "10.1.2.3"),
-]
 
 
 @pytest.fixture
@@ -55,37 +46,7 @@ def fixed_sids(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(core.plans, "new_token", new_token)
 
 
-def seed(store: SessionStore, clock, users=USERS) -> list[str]:
-    """Log the users in one minute apart; returns the session ids in login order."""
-    sids = []
-    for username, app, stype, ip in users:
-        session, _ = store.login(username, app=app, type=stype, ip=ip, user_agent="Mozilla/5.0",
-                                 email=f"{username}@example.org")
-        sids.append(session.sid)
-        clock.advance(60)
-    return sids
-
-
 @pytest.fixture
 def seeded(make_store: Callable[..., SessionStore], clock, fixed_sids) -> tuple[SessionStore, list[str]]:
     store = make_store()
     return store, seed(store, clock)
-
-
-def screen_text(app: App) -> str:
-    """The current screen as plain text (what a terminal would show, without colours)."""
-    width, height = app.size
-    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
-                      color_system="truecolor", record=True, legacy_windows=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
-
-
-async def wait_for(pilot: Pilot, predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    """Let the app run until ``predicate()`` is true (bounded: fails after ``timeout``)."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
-        await pilot.pause(0.05)
-    await pilot.pause()  # let the screen catch up with what the predicate saw

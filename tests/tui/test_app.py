@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from tui_helpers import screen_text, seed, wait_for
 
 from core import SessionStore
 from tui.app import SessionWatchApp, build_app
@@ -11,8 +12,6 @@ from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.events import EventLog
 from tui.widgets.table import SessionTable
-
-from .conftest import screen_text, seed, wait_for
 
 SIZE = (120, 40)
 

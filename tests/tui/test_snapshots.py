@@ -8,10 +8,9 @@ from __future__ import annotations
 import itertools
 
 import pytest
+from tui_helpers import wait_for
 
 from tui.app import SessionWatchApp, build_app
-
-from .conftest import wait_for
 
 
 def snapshot_app(store, **kw: object) -> SessionWatchApp:
