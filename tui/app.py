@@ -358,7 +358,7 @@ class SessionWatchApp(App[None]):
             if len(events) >= self.model.max_events:
                 log.replace(self.model.visible_events())
             else:
-                log.append(ev for ev in events if ev in self.model.events and self._event_visible(ev))
+                log.append(ev for ev in events if self._event_visible(ev))
         self._show_status()
 
     # --- polling ------------------------------------------------------------------------
