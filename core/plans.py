@@ -7,6 +7,7 @@ is built and every reply that is parsed is written once, here, with no I/O.
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass, field
@@ -60,7 +61,10 @@ Plan = Generator[Request, Any, Any]
 SORTS = {"last_seen": "seen", "login_time": "login", "expires_at": "expiry"}
 SEARCH_KINDS = {"user": SEARCH_USER, "sid": SEARCH_SID, "ip": SEARCH_IP, "app": SEARCH_APP}
 MAX_PAGE = 1000
-SWEEP_BATCH = 50
+SWEEP_BATCH = 25
+"""Expired sessions ended per sweep script call: about 110 µs of Redis time each, so one
+call stays under 5 ms and never stalls other clients (bench/RESULTS.md, sweep)."""
+SEEN_MAX = 50_000
 
 
 @dataclass(slots=True)
@@ -90,6 +94,9 @@ class Context:
     scan: ScanState = field(default_factory=ScanState)
     indexed: bool | None = None
     """Whether this Redis has sessionwatch indexes; ``None`` until first checked."""
+    seen: dict[str, float] = field(default_factory=dict)
+    """``last_seen`` of sessions this process validated lately: while no touch is due,
+    validate needs only a read (bounded to :data:`SEEN_MAX` entries, oldest dropped)."""
 
     def __post_init__(self) -> None:
         s, p = self.schema, self.policy
@@ -103,11 +110,48 @@ class Context:
         self.validate_keys = [s.idx_expiry, s.idx_seen]
         self.validate_head = [s.session(""), s.cache(""), s.user_active("")]
 
+    def remember_seen(self, sid: str, last_seen: float) -> None:
+        seen = self.seen
+        seen[sid] = last_seen
+        if len(seen) > SEEN_MAX:
+            try:
+                for key in list(itertools.islice(seen, SEEN_MAX // 10)):
+                    seen.pop(key, None)
+            except RuntimeError:  # another thread changed it meanwhile; trim next time
+                pass
+
     def write(self, name: str, now: float, actor: str, *op_args: Any) -> Script:
         minute = int(now // 60)
         keys = [*self.write_keys, self.schema.minute_counter("logins", minute),
                 self.schema.minute_counter("ends", minute)]
         return Script(name, keys, [*self.write_head, fmt_time(now), *self.policy_args, actor, *op_args])
+
+
+_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def cache_summary(s: Session) -> dict[str, Any]:
+    """What ``cache:session:<sid>`` holds (the Lua scripts write the same keys on change)."""
+    return {"sid": s.sid, "username": s.username, "app": s.app, "type": s.type, "ip": s.ip,
+            "status": s.status, "login_time": s.login_time, "last_seen": s.last_seen,
+            "expires_at": s.expires_at, "email": s.email, "department": s.department,
+            "end_reason": s.end_reason}
+
+
+def session_fields(s: Session, policy: Policy) -> list[str]:
+    """The session hash of a new login, as field/value pairs (empty profile fields left out)."""
+    assert s.login_time is not None and s.expires_at is not None and s.max_expires_at is not None
+    out = ["username", s.username, "app", s.app, "type", s.type, "ip", s.ip, "user_agent", s.user_agent,
+           "login_time", fmt_time(s.login_time), "last_seen", fmt_time(s.login_time),
+           "expires_at", fmt_time(s.expires_at), "max_expires_at", fmt_time(s.max_expires_at),
+           "idle_ttl", str(policy.idle_ttl), "status", ACTIVE]
+    if s.email:
+        out += ["email", s.email]
+    if s.department:
+        out += ["department", s.department]
+    for kv in s.metadata.items():
+        out += kv
+    return out
 
 
 def _is_collision(exc: BaseException) -> bool:
@@ -130,24 +174,27 @@ def login(ctx: Context, username: str, *, app: str, type: str = "web", ip: str |
     department = check.text("department", department, required=False)
     meta = check.metadata(metadata)
     actor = check.text("actor", actor, required=False) or username
-    meta_args = [x for kv in meta.items() for x in kv]
+    policy = ctx.policy
     for _attempt in range(3):
         token, sid = new_token(username)
-        now = ctx.clock()
+        now = float(fmt_time(ctx.clock()))
+        max_expires_at = float(fmt_time(now + policy.absolute_ttl))
+        expires_at = min(float(fmt_time(now + policy.idle_ttl)), max_expires_at)
+        session = Session(
+            sid=sid, username=username, app=app, type=stype, ip=ip, user_agent=user_agent,
+            login_time=now, last_seen=now, expires_at=expires_at, max_expires_at=max_expires_at,
+            status=ACTIVE, email=email, department=department, metadata=meta,
+        )
         try:
-            reply = yield ctx.write("login", now, actor, sid, username, app, stype, ip, user_agent,
-                                    email, department, *meta_args)
+            yield ctx.write("login", now, actor, sid, username, app, stype, ip, fmt_time(expires_at),
+                            _json({"ts": now, "kind": "login", "sid": sid, "username": username,
+                                   "app": app, "actor": actor, "ip": ip, "type": stype}),
+                            _json(cache_summary(session)), *session_fields(session, policy))
         except redis.exceptions.ResponseError as exc:
             if _is_collision(exc):
                 continue
             raise
-        expires_at, max_expires_at = float(reply[0]), float(reply[1])
-        session = Session(
-            sid=sid, username=username, app=app, type=stype, ip=ip, user_agent=user_agent,
-            login_time=float(fmt_time(now)), last_seen=float(fmt_time(now)), expires_at=expires_at,
-            max_expires_at=max_expires_at, status=ACTIVE, email=email, department=department,
-            metadata=meta,
-        )
+        ctx.remember_seen(sid, now)
         return session, token
     raise StoreError("could not allocate a unique session id")
 
@@ -158,16 +205,34 @@ def validate(ctx: Context, token: object) -> Plan:
         return None
     p = ctx.policy
     now = ctx.clock()
+    known = ctx.seen.get(sid)
+    if known is not None and now - known < p.touch_interval:
+        # This process saw the session touched less than a touch interval ago, so no write
+        # is due: one plain HGETALL, checked exactly as validate.lua checks it.
+        replies = yield Commands([("HGETALL", ctx.schema.session(sid))])
+        if isinstance(replies[0], Exception):
+            raise replies[0]
+        session = parse_session(sid, replies[0])
+        if session is None or not session.is_active(now):
+            ctx.seen.pop(sid, None)
+            return None
+        if session.last_seen is not None:
+            ctx.seen[sid] = session.last_seen
+        return session
     reply = yield Script("validate", ctx.validate_keys, [
         *ctx.validate_head, fmt_time(now), p.touch_interval, p.ended_retention, p.cache_ttl,
         p.user_key_ttl, sid,
     ])
     if not reply:
+        ctx.seen.pop(sid, None)
         return None
     pairs = reply[1]
     if reply[0] == 2:  # touched: later pairs win, so the new values override the read ones
         pairs = [*pairs, "last_seen", reply[2], "expires_at", reply[3]]
-    return parse_session(sid, pairs)
+    session = parse_session(sid, pairs)
+    if session is not None and session.last_seen is not None:
+        ctx.remember_seen(sid, session.last_seen)
+    return session
 
 
 def logout(ctx: Context, sid: str, *, actor: str | None = None) -> Plan:

@@ -36,33 +36,54 @@ local function gc_ms(expires_at)
   return ms
 end
 
-local function emit(kind, sid, username, app, actor, extra)
+-- The event log is trimmed once every TRIM_EVERY events rather than on each one, so it
+-- holds between EVENT_MAX and EVENT_MAX + TRIM_EVERY - 1 lines: one command less per change.
+local TRIM_EVERY = 64
+
+-- Appends one event and publishes it. ``body`` is the event as a JSON object without
+-- ``seq``; the strictly increasing seq is put first here, where it is allocated.
+local function emit_body(body)
   local seq = redis.call('INCR', G_SEQ)
-  local ev = {seq = seq, ts = NOW, kind = kind, sid = sid, username = username or '',
-              app = app or '', actor = actor or ''}
-  if extra then
-    for k, v in pairs(extra) do ev[k] = v end
-  end
-  local line = cjson.encode(ev)
+  local line = '{"seq":' .. seq .. ',' .. string.sub(body, 2)
   redis.call('LPUSH', G_EVENTS, line)
-  redis.call('LTRIM', G_EVENTS, 0, EVENT_MAX - 1)
+  if seq % TRIM_EVERY == 0 then redis.call('LTRIM', G_EVENTS, 0, EVENT_MAX - 1) end
   redis.call('PUBLISH', CHANNEL, line)
   return seq
 end
 
--- The compact summary kept in cache:session:<sid>.
-local function write_cache(sid, keep_ttl_only)
-  local h = redis.call('HMGET', P_SESSION .. sid, 'username', 'app', 'type', 'ip', 'status',
-    'login_time', 'last_seen', 'expires_at', 'email', 'department', 'end_reason')
-  local summary = cjson.encode({sid = sid, username = h[1] or '', app = h[2] or '',
-    type = h[3] or '', ip = h[4] or '', status = h[5] or 'active',
-    login_time = tonumber(h[6]), last_seen = tonumber(h[7]), expires_at = tonumber(h[8]),
-    email = h[9] or '', department = h[10] or '', end_reason = h[11] or ''})
-  if keep_ttl_only then
-    redis.call('SET', P_CACHE .. sid, summary, 'XX', 'KEEPTTL')
-  else
-    redis.call('SET', P_CACHE .. sid, summary, 'EX', CACHE_TTL)
+local function emit(kind, sid, username, app, actor, extra)
+  local ev = {ts = NOW, kind = kind, sid = sid, username = username or '', app = app or '',
+              actor = actor or ''}
+  if extra then
+    for k, v in pairs(extra) do ev[k] = v end
   end
+  return emit_body(cjson.encode(ev))
+end
+
+-- Fields of the session hash that the cache summary carries, read in one HMGET.
+local SUMMARY_FIELDS = {'username', 'app', 'type', 'ip', 'status', 'login_time', 'last_seen',
+  'expires_at', 'email', 'department', 'end_reason'}
+
+-- The compact summary kept in cache:session:<sid>, from values already read (v[i] is
+-- SUMMARY_FIELDS[i]).
+local function summary(sid, v)
+  return cjson.encode({sid = sid, username = v[1] or '', app = v[2] or '', type = v[3] or '',
+    ip = v[4] or '', status = v[5] or 'active', login_time = tonumber(v[6]),
+    last_seen = tonumber(v[7]), expires_at = tonumber(v[8]), email = v[9] or '',
+    department = v[10] or '', end_reason = v[11] or ''})
+end
+
+local function write_cache(sid, keep_ttl_only)
+  local text = summary(sid, redis.call('HMGET', P_SESSION .. sid, unpack(SUMMARY_FIELDS)))
+  if keep_ttl_only then
+    redis.call('SET', P_CACHE .. sid, text, 'XX', 'KEEPTTL')
+  else
+    redis.call('SET', P_CACHE .. sid, text, 'EX', CACHE_TTL)
+  end
+end
+
+local function count_minute(key)
+  if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, COUNTER_TTL) end
 end
 
 local function adjust_counter(hash, field, by)
@@ -82,11 +103,11 @@ end
 -- Ends one session once. Returns true if this call ended it.
 local function end_session(sid, reason, kind, actor)
   local skey = P_SESSION .. sid
-  local h = redis.pcall('HMGET', skey, 'username', 'status', 'app', 'type')
-  if h.err then
+  local v = redis.pcall('HMGET', skey, unpack(SUMMARY_FIELDS))
+  if v.err then
     return false -- not a hash: another writer's data, left as it is
   end
-  local username, status, app, stype = h[1], h[2], h[3], h[4]
+  local username, status, app, stype = v[1], v[5], v[2], v[3]
   local indexed = drop_from_active_indexes(sid)
   if not username then
     return false -- no such session (or its hash was garbage-collected)
@@ -103,9 +124,9 @@ local function end_session(sid, reason, kind, actor)
     adjust_counter(G_APP, app, -1)
     adjust_counter(G_TYPE, stype, -1)
   end
-  redis.call('INCR', K_ENDS_MIN)
-  redis.call('EXPIRE', K_ENDS_MIN, COUNTER_TTL)
-  write_cache(sid, true)
+  count_minute(K_ENDS_MIN)
+  v[5], v[11] = 'inactive', reason
+  redis.call('SET', P_CACHE .. sid, summary(sid, v), 'XX', 'KEEPTTL')
   emit(kind, sid, username, app, actor, {reason = reason})
   return true
 end

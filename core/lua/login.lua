@@ -1,19 +1,16 @@
 -- login: create the session and its index entries, enforce the per-user cap, emit.
--- ARGV[OP..]: sid, username, app, type, ip, user_agent, email, department, meta k/v pairs
+-- The client computes the expiry and encodes the event and the cache summary (JSON built
+-- in Lua costs Redis CPU that every other client waits for); the script stores them.
+-- ARGV[OP..]: sid, username, app, type, ip, expires_at, event body (JSON without seq),
+-- cache summary (JSON), then the hash's field/value pairs.
 local sid, username, app, stype = ARGV[OP], ARGV[OP + 1], ARGV[OP + 2], ARGV[OP + 3]
-local ip, ua, email, dept = ARGV[OP + 4], ARGV[OP + 5], ARGV[OP + 6], ARGV[OP + 7]
+local ip, exp_s, event_body, cache_json = ARGV[OP + 4], ARGV[OP + 5], ARGV[OP + 6], ARGV[OP + 7]
+local exp = tonumber(exp_s)
 local skey = P_SESSION .. sid
 if redis.call('EXISTS', skey) == 1 then
   return redis.error_reply('SIDCOLLISION session id already exists')
 end
-local max_exp = NOW + ABSOLUTE
-local exp = NOW + IDLE
-if exp > max_exp then exp = max_exp end
-local fields = {'username', username, 'app', app, 'type', stype, 'ip', ip, 'user_agent', ua,
-  'login_time', NOW_S, 'last_seen', NOW_S, 'expires_at', fmt(exp), 'max_expires_at', fmt(max_exp),
-  'idle_ttl', tostring(IDLE), 'status', 'active'}
-if email ~= '' then fields[#fields + 1] = 'email'; fields[#fields + 1] = email end
-if dept ~= '' then fields[#fields + 1] = 'department'; fields[#fields + 1] = dept end
+local fields = {}
 for i = OP + 8, #ARGV do fields[#fields + 1] = ARGV[i] end
 -- SADD comes first on purpose: a user whose ACL may end sessions but not create them
 -- (the admin dashboard) is refused here, before anything is written (Lua has no rollback).
@@ -23,8 +20,9 @@ redis.call('EXPIRE', active_key, USER_TTL)
 redis.call('HSET', skey, unpack(fields))
 redis.call('PEXPIRE', skey, gc_ms(exp))
 local history_key = P_HISTORY .. username
-redis.call('LPUSH', history_key, sid)
-redis.call('LTRIM', history_key, 0, HISTORY_MAX - 1)
+if redis.call('LPUSH', history_key, sid) > HISTORY_MAX then
+  redis.call('LTRIM', history_key, 0, HISTORY_MAX - 1)
+end
 redis.call('EXPIRE', history_key, HISTORY_TTL)
 
 redis.call('ZADD', G_EXP, exp, sid)
@@ -38,11 +36,10 @@ else
 end
 redis.call('HINCRBY', G_APP, app, 1)
 redis.call('HINCRBY', G_TYPE, stype, 1)
-redis.call('INCR', K_LOGINS_MIN)
-redis.call('EXPIRE', K_LOGINS_MIN, COUNTER_TTL)
+count_minute(K_LOGINS_MIN)
 redis.call('SET', G_MARKER, '1')
-write_cache(sid, false)
-emit('login', sid, username, app, ACTOR, {ip = ip, type = stype})
+redis.call('SET', P_CACHE .. sid, cache_json, 'EX', CACHE_TTL)
+emit_body(event_body)
 
 -- Per-user cap: drop stale members, end expired ones, then the oldest beyond the cap.
 local ended = {}
@@ -75,4 +72,4 @@ if MAX_SESSIONS > 0 and redis.call('SCARD', active_key) > MAX_SESSIONS then
     end
   end
 end
-return {fmt(exp), fmt(max_exp), ended}
+return ended
