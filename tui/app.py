@@ -437,7 +437,7 @@ class SessionWatchApp(App[None]):
         self.poll_count += 1
         was = self.model.state
         self.model.poll_succeeded(msg.stats, msg.server, msg.latency_ms)
-        self._poll_done(self.refresh_interval)
+        self._poll_done(self.model.quiet_delay(self.refresh_interval, msg.stats))
         if self.frozen:
             self._pending = msg
             if was != self.model.state:
@@ -557,6 +557,7 @@ class SessionWatchApp(App[None]):
             elif isinstance(item, ExpiryHint):
                 refresh = True
         if refresh:
+            self.model.quiet_polls = 0
             self.request_refresh(FEED_REFRESH)
         if not fresh:
             return

@@ -116,3 +116,16 @@ def test_header_never_shows_a_password() -> None:
         assert "127.0.0.1:6390/2" in app.model.target and "admin@" in app.model.target
     finally:
         store.close()
+
+
+def test_quiet_polls_back_off_only_while_the_feed_is_up():
+    from tui.model import DashboardModel
+
+    model = DashboardModel()
+    stats = ("same",)
+    assert model.quiet_delay(2.0, stats) == 2.0  # feed not up: plain interval
+    model.feed_status(True)
+    assert [model.quiet_delay(2.0, stats) for _ in range(4)] == [4.0, 8.0, 8.0, 8.0]
+    assert model.quiet_delay(2.0, ("changed",)) == 2.0
+    model.feed_status(False, "gone")
+    assert model.quiet_delay(2.0, ("changed",)) == 2.0
