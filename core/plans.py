@@ -319,11 +319,17 @@ def _page_bounds(offset: int, limit: int) -> tuple[int, int]:
     return offset, offset + limit - 1
 
 
+def _indexed_probe(s: Schema) -> tuple[str, ...]:
+    """Non-zero when this Redis has sessionwatch indexes: the marker, or the indexes
+    themselves (a loader or a restore may have written them without the marker)."""
+    return ("EXISTS", s.marker, s.idx_expiry, s.idx_ended)
+
+
 def _check_indexed(ctx: Context) -> Plan:
     # Re-checked until found: a store whose first read met an empty Redis must switch
     # to the indexes once an app has logged someone in (found by tests/test_stateful.py).
     if not ctx.indexed:
-        replies = yield Commands([("EXISTS", ctx.schema.marker)])
+        replies = yield Commands([_indexed_probe(ctx.schema)])
         ctx.indexed = bool(replies[0]) and not isinstance(replies[0], Exception)
     return ctx.indexed
 
@@ -476,7 +482,7 @@ def stats(ctx: Context, *, minutes: int = 30) -> Plan:
     current = int(now // 60)
     mins = list(range(current - minutes + 1, current + 1))
     replies = yield Commands([
-        ("EXISTS", s.marker),
+        _indexed_probe(s),
         ("ZCARD", s.idx_expiry),
         ("ZCOUNT", s.idx_expiry, "-inf", now),
         ("ZCARD", s.idx_ended),
