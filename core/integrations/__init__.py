@@ -12,7 +12,12 @@ without Flask or Starlette installed. What they share lives here and needs neith
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
+from collections.abc import Mapping
+from typing import Any
+
+from ..model import Session
 
 COOKIE_NAME = "sessionwatch"
 """Default cookie name. The cookie holds only the bearer token, never session data."""
@@ -41,3 +46,17 @@ def bearer_token(authorization: str | None) -> str | None:
 
 
 __all__ = ["COOKIE_NAME", "UNAVAILABLE_MESSAGE", "bearer_token", "client_ip"]
+
+
+def with_profile(session: Session, *, email: str | None, department: str | None,
+                 metadata: Mapping[str, object] | None) -> Session:
+    """The session as it is after a successful ``update_profile`` with these arguments,
+    so a request sees its own change without reading it back."""
+    changes: dict[str, Any] = {}
+    if email is not None:
+        changes["email"] = email
+    if department is not None:
+        changes["department"] = department
+    if metadata:
+        changes["metadata"] = {**session.metadata, **{k: str(v) for k, v in metadata.items()}}
+    return dataclasses.replace(session, **changes)

@@ -21,10 +21,9 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
-from typing import Any, Literal
+from typing import Literal
 
 try:
     from starlette.datastructures import MutableHeaders
@@ -38,7 +37,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from core import AsyncSessionStore, Session, SessionNotFound, StoreUnavailable
 from core.tokens import sid_from_token
 
-from . import COOKIE_NAME, UNAVAILABLE_MESSAGE, bearer_token, client_ip
+from . import COOKIE_NAME, UNAVAILABLE_MESSAGE, bearer_token, client_ip, with_profile
 
 STATE_KEY = "sessionwatch"
 
@@ -131,14 +130,7 @@ class SessionHandle:
         try:
             await self.store.update_profile(session.sid, email=email, department=department,
                                             metadata=metadata)
-            changes: dict[str, Any] = {}
-            if email is not None:
-                changes["email"] = email
-            if department is not None:
-                changes["department"] = department
-            if metadata:
-                changes["metadata"] = {**session.metadata, **{k: str(v) for k, v in metadata.items()}}
-            self._session = dataclasses.replace(session, **changes)
+            self._session = with_profile(session, email=email, department=department, metadata=metadata)
         except SessionNotFound:
             self._session, self.drop_cookie = None, self.source == "cookie"
         except StoreUnavailable as exc:

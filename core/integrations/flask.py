@@ -36,7 +36,6 @@ How it behaves, and its limits:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import re
@@ -55,7 +54,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from core import Session, SessionNotFound, SessionStore, StoreUnavailable, validation
 from core.tokens import sid_from_token
 
-from . import COOKIE_NAME, UNAVAILABLE_MESSAGE, client_ip
+from . import COOKIE_NAME, UNAVAILABLE_MESSAGE, client_ip, with_profile
 
 log = logging.getLogger(__name__)
 
@@ -403,14 +402,7 @@ def update_profile(*, email: str | None = None, department: str | None = None,
         return None
     except StoreUnavailable as exc:
         raise SessionStoreUnavailable() from exc
-    changes: dict[str, Any] = {}
-    if email is not None:
-        changes["email"] = email
-    if department is not None:
-        changes["department"] = department
-    if metadata:
-        changes["metadata"] = {**record.metadata, **{k: str(v) for k, v in metadata.items()}}
-    sess._record = dataclasses.replace(record, **changes)
+    sess._record = with_profile(record, email=email, department=department, metadata=metadata)
     return sess._record
 
 
