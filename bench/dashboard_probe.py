@@ -25,6 +25,17 @@ def _rss_mib() -> float:
     return pages * resource.getpagesize() / 2**20
 
 
+def _peak_rss_mib() -> float:
+    """This process's own peak RSS (VmHWM). Not ru_maxrss: Linux folds the parent's peak
+    into it across fork+exec, so a probe started by a parent that holds a 1M-session fill
+    would report the parent's memory."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _cpu() -> float:
     t = resource.getrusage(resource.RUSAGE_SELF)
     return t.ru_utime + t.ru_stime
@@ -55,7 +66,7 @@ async def paint(url: str) -> dict[str, float]:
         rss = _rss_mib()
     store.close()
     return {"first_paint_ms": (first - start) * 1000, "import_ms": (imported - t0) * 1000, "rss_mib": rss,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": _peak_rss_mib()}
 
 
 async def live(url: str, idle: float, load: float) -> dict[str, object]:
@@ -94,7 +105,7 @@ async def live(url: str, idle: float, load: float) -> dict[str, object]:
         await pilot.pause()
     store.close()
     return {"idle_cpu": idle_share, "load_cpu": load_share, "latencies": latencies,
-            "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "peak_rss_mib": _peak_rss_mib()}
 
 
 def run_paint(url: str) -> dict[str, float]:

@@ -90,10 +90,11 @@ async def test_dashboard_stays_responsive_while_redis_is_frozen(server: RedisSer
     async with app.run_test(size=SIZE) as pilot:
         await until(pilot, lambda: app.model.state == "connected" and len(active_rows(app)) == 10, 5)
         server.pause()
+        frozen_at = time.monotonic()
         try:
             noticed = await until(pilot, lambda: app.model.state == "reconnecting", 2.0)
             worst_key = 0.0
-            for _ in range(4):  # keys answer while Redis is frozen: pause/resume the view
+            while time.monotonic() - frozen_at < 10.0:  # frozen 10 s; keys answer all along
                 start = time.monotonic()
                 before = app.model.paused
                 await pilot.press("p")
@@ -102,7 +103,7 @@ async def test_dashboard_stays_responsive_while_redis_is_frozen(server: RedisSer
                 await pilot.pause(0.5)
         finally:
             server.resume()
-        recovered = await until(pilot, lambda: app.model.state == "connected", 3.0)
+        recovered = await until(pilot, lambda: app.model.state == "connected", 2.0)
         writer.logout(sessions[0].sid, actor="root")
         await until(pilot, lambda: active_rows(app) == truth(writer), 3.0)
         assert worst_key < 1.0
