@@ -59,6 +59,9 @@ FEED_REFRESH = 0.5
 """Seconds from a session event to the page refresh that shows it (debounced: at most
 about two page polls a second however busy the feed is)."""
 FEED_BUFFER_MAX = 5000
+FEED_BACKOFF = (0.1, 1.0)
+"""Reconnect backoff of the live feed (first, cap): Redis back means the dashboard is
+back within about a second (the feed's Resync triggers the reload)."""
 SWEEP_EVERY = 10.0
 """Seconds between bounded sweeps (ending sessions past expiry) when not read-only."""
 
@@ -511,7 +514,7 @@ class SessionWatchApp(App[None]):
     # --- live feed ----------------------------------------------------------------------
     def feed_items(self, stop: threading.Event) -> Iterable[object]:
         """What the feed worker iterates; tests may replace it."""
-        feed = EventFeed(self.store, heartbeat=1.0, backlog=200)
+        feed = EventFeed(self.store, heartbeat=1.0, backlog=200, backoff=FEED_BACKOFF)
         try:
             yield from feed.run(stop)
         finally:
