@@ -170,6 +170,8 @@ class SessionWatchApp(App[None]):
         """Delay of a refresh asked for while a poll was running (it follows that poll)."""
         self._pending: Polled | None = None
         self._pending_events: list[Event] = []
+        self._events_stale = False
+        """Events arrived while the Events tab was hidden; it is redrawn when shown."""
         self._last_sweep = 0.0
         self._feed_stop = threading.Event()
         self._feed_lock = threading.Lock()
@@ -280,6 +282,9 @@ class SessionWatchApp(App[None]):
         self.call_after_refresh(self.focus_panel)
         if self.panel in ("active", "inactive", "cache"):
             self.request_refresh(0)
+        elif self.panel == "events" and self._events_stale:
+            self._events_stale = False
+            self.main.query_one(EventLog).replace(self.model.visible_events())
 
     def action_filter(self) -> None:
         target = "search-input" if self.panel == "search" else f"{self.panel}-filter"
@@ -358,7 +363,9 @@ class SessionWatchApp(App[None]):
         if self._pending_events:
             events, self._pending_events = self._pending_events, []
             log = self.main.query_one(EventLog)
-            if len(events) >= self.model.max_events:
+            if self.panel != "events":
+                self._events_stale = True
+            elif len(events) >= self.model.max_events:
                 log.replace(self.model.visible_events())
             else:
                 log.append(ev for ev in events if self._event_visible(ev))
@@ -567,6 +574,11 @@ class SessionWatchApp(App[None]):
         if self.frozen:
             self._pending_events.extend(fresh)
             del self._pending_events[: -self.model.max_events]
+            return
+        if self.panel != "events":
+            # The tail is hidden: rendering every line into it costs CPU for nothing when
+            # events come by the thousand. The model keeps them; the tab redraws on show.
+            self._events_stale = True
             return
         visible = [ev for ev in fresh if self._event_visible(ev)]
         self.main.query_one(EventLog).append(visible[-self.model.max_events:])

@@ -110,9 +110,10 @@ def parse_query(text: str) -> tuple[str, str]:
 
 # --- rows -------------------------------------------------------------------------------
 
-ACTIVE_COLUMNS = (("user", "User"), ("app", "App"), ("type", "Type"), ("ip", "IP"),
-                  ("login", "Login"), ("seen", "Last seen"), ("expires", "Expires"),
-                  ("sid", "Session"))
+# Who, where, how long, which session first: at 80 columns these fit and the rest
+# (type, login time) scrolls in sideways.
+ACTIVE_COLUMNS = (("user", "User"), ("app", "App"), ("ip", "IP"), ("seen", "Last seen"),
+                  ("expires", "Expires"), ("sid", "Session"), ("type", "Type"), ("login", "Login"))
 INACTIVE_COLUMNS = (("user", "User"), ("app", "App"), ("ip", "IP"), ("reason", "End reason"),
                     ("ended", "Ended"), ("by", "Ended by"), ("sid", "Session"))
 SEARCH_COLUMNS = (("user", "User"), ("app", "App"), ("ip", "IP"), ("status", "Status"),
@@ -124,9 +125,9 @@ Row = tuple[str, ...]
 
 
 def active_row(s: Session, now: float) -> Row:
-    return (clean(s.username, 40), clean(s.app, 30), clean(s.type, 10), clean(s.ip, 45),
-            fmt_clock(s.login_time, now), fmt_ago(s.last_seen, now),
-            fmt_duration(None if s.expires_at is None else s.expires_at - now), s.short_id)
+    return (clean(s.username, 40), clean(s.app, 30), clean(s.ip, 45), fmt_ago(s.last_seen, now),
+            fmt_duration(None if s.expires_at is None else s.expires_at - now), s.short_id,
+            clean(s.type, 10), fmt_clock(s.login_time, now))
 
 
 def inactive_row(s: Session, now: float | None = None) -> Row:

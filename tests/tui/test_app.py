@@ -263,6 +263,20 @@ async def test_event_tail_dedupes_and_pauses(seeded) -> None:
         await wait_for(pilot, lambda: len(log.lines) == 1)
 
 
+async def test_hidden_event_tail_is_redrawn_when_shown(seeded) -> None:
+    store, sids = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: len(app.model.events) == 5)
+        log = app.query_one(EventLog)
+        store.logout(sids[2], actor="root")  # arrives while Active is shown
+        await wait_for(pilot, lambda: len(app.model.events) == 6)
+        assert len(log.lines) < 6  # the hidden tail was not drawn line by line
+        await pilot.press("3")
+        await wait_for(pilot, lambda: len(log.lines) == 6)
+        assert "admin_logout" in str(log.lines[-1].text)
+
+
 async def test_reconnecting_banner_then_recovery(seeded) -> None:
     store, sids = seeded
     server = store.client.connection_pool.connection_kwargs["server"]
@@ -349,7 +363,7 @@ async def test_table_sync_is_a_diff_never_a_clear(monkeypatch) -> None:
             yield SessionTable(ACTIVE_COLUMNS)
 
     def rows(keys: list[str], seen: str) -> list[tuple[str, tuple[str, ...]]]:
-        return [(k, (k[:4], "crm", "web", "10.0.0.1", "08:00:00", seen, "29m", k[:8])) for k in keys]
+        return [(k, (k[:4], "crm", "10.0.0.1", seen, "29m", k[:8], "web", "08:00:00")) for k in keys]
 
     keys = [f"{i:04x}" * 9 for i in range(30)]
     app = One()

@@ -98,7 +98,7 @@ def test_rows_and_event_lines_are_safe_text() -> None:
     s = Session(sid="c" * 36, username="x\x1b]0;pwn\x07", app="crm", type="web", ip="::1",
                 login_time=100.0, last_seen=100.0, expires_at=190.0)
     row = active_row(s, now=130.0)
-    assert row[0] == "x\\x1b]0;pwn\\x07" and row[5] == "30s ago" and row[6] == "1m00s" and row[7] == "c" * 8
+    assert row[0] == "x\\x1b]0;pwn\\x07" and row[3] == "30s ago" and row[4] == "1m00s" and row[5] == "c" * 8
     assert "\x1b" not in event_text(Event(raw="\x1b[31mred", kind="text"))
     assert fmt_duration(3 * 86400 + 7200) == "3d02h"
 
