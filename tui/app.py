@@ -59,6 +59,8 @@ FEED_REFRESH = 0.5
 """Seconds from a session event to the page refresh that shows it (debounced: at most
 about two page polls a second however busy the feed is)."""
 FEED_BUFFER_MAX = 5000
+FEED_UI_RATE = 10
+"""Live-feed batches applied to the screen per second, at most."""
 FEED_BACKOFF = (0.1, 1.0)
 """Reconnect backoff of the live feed (first, cap): Redis back means the dashboard is
 back within about a second (the feed's Resync triggers the reload)."""
@@ -171,6 +173,7 @@ class SessionWatchApp(App[None]):
         self._pending: Polled | None = None
         self._pending_events: list[Event] = []
         self._events_stale = False
+        self._feed_drained = 0.0
         """Events arrived while the Events tab was hidden; it is redrawn when shown."""
         self._last_sweep = 0.0
         self._feed_stop = threading.Event()
@@ -338,6 +341,9 @@ class SessionWatchApp(App[None]):
     # --- pause / refresh ----------------------------------------------------------------
     def action_pause(self) -> None:
         self.model.paused = not self.model.paused
+        if self.model.paused and self.panel == "events":
+            # what a burst left undrawn (EventLog.BURST) is there to read while paused
+            self.main.query_one(EventLog).replace(self.model.visible_events())
         self._show_status()
         if not self.model.paused:
             self._thaw()
@@ -546,8 +552,18 @@ class SessionWatchApp(App[None]):
 
     @on(FeedItems)
     def _feed(self, msg: FeedItems) -> None:
+        # At most FEED_UI_RATE drains a second: at a thousand events a second, drawing
+        # each small batch as it comes costs far more than drawing ten batches a second.
+        wait = self._feed_drained + 1 / FEED_UI_RATE - time.monotonic()
+        if wait > 0 and not msg.items:
+            self.set_timer(wait, self._drain_feed)
+            return
+        self._drain_feed(msg.items)
+
+    def _drain_feed(self, extra: Iterable[object] = ()) -> None:
+        self._feed_drained = time.monotonic()
         with self._feed_lock:
-            items, self._feed_buffer, self._feed_rung = [*msg.items, *self._feed_buffer], [], False
+            items, self._feed_buffer, self._feed_rung = [*extra, *self._feed_buffer], [], False
         if self.closing:
             return
         fresh: list[Event] = []

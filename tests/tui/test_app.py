@@ -277,6 +277,23 @@ async def test_hidden_event_tail_is_redrawn_when_shown(seeded) -> None:
         assert "admin_logout" in str(log.lines[-1].text)
 
 
+async def test_event_burst_is_summed_up_and_pause_shows_it_all(seeded) -> None:
+    store, sids = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("3")
+        log = app.query_one(EventLog)
+        await wait_for(pilot, lambda: len(log.lines) == 5)
+        for i in range(100):
+            store.login(f"burst{i}", app="crm")
+        await wait_for(pilot, lambda: len(app.model.events) == 105)
+        await wait_for(pilot, lambda: any("more events" in str(line.text) for line in log.lines))
+        assert len(log.lines) < 105
+        await pilot.press("p")
+        await wait_for(pilot, lambda: len(log.lines) == 105)
+        assert not any("more events" in str(line.text) for line in log.lines)
+
+
 async def test_reconnecting_banner_then_recovery(seeded) -> None:
     store, sids = seeded
     server = store.client.connection_pool.connection_kwargs["server"]
