@@ -546,24 +546,22 @@ def cmd_reindex(args: argparse.Namespace) -> int:
 
 # --- parser ---------------------------------------------------------------------------------
 
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-    return value
+def _float_from(minimum: float, *, inclusive: bool) -> Callable[[str], float]:
+    """An argparse type: a number above ``minimum`` (or equal to it, if ``inclusive``)."""
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < minimum or (value == minimum and not inclusive):
+            bound = f"{minimum:g} or more" if inclusive else f"greater than {minimum:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text}")
+        return value
+    return parse
 
 
-def _non_negative_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
-    return value
+_positive_float = _float_from(0, inclusive=False)
+_non_negative_float = _float_from(0, inclusive=True)
 
 
 def _int_between(lo: int, hi: int) -> Callable[[str], int]:
