@@ -202,8 +202,9 @@ def cmd_watch(args: argparse.Namespace) -> int:
     url = resolve_url(args)
     store = SessionStore.from_url(url, prefix=args.prefix, options=connect_options(args))
     try:
+        label = redact_url(url) + (f" prefix={args.prefix}" if args.prefix else "")
         app = build_app(store, read_only=args.read_only, actor=actor(), refresh_interval=args.refresh,
-                        target_label=redact_url(url), feed=args.feed, sweep=args.sweep)
+                        target_label=label, feed=args.feed, sweep=args.sweep)
         app.run()
     finally:
         store.close()
