@@ -734,6 +734,16 @@ def _explain(message: str) -> str:
     return message
 
 
+_EXIT_CODES: tuple[tuple[type[StoreError], int], ...] = (
+    (InvalidInput, EXIT_USAGE),
+    (SessionNotFound, EXIT_ERROR),
+    (PermissionDenied, EXIT_REFUSED),
+    (StoreUnavailable, EXIT_UNAVAILABLE),
+    (StoreError, EXIT_ERROR),
+)
+"""Exit code for each error core raises (first match wins)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``sessionwatch`` console script; returns the exit code."""
     try:
@@ -744,21 +754,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         note(f"error: {exc}")
         return exc.code
-    except InvalidInput as exc:
-        note(f"error: invalid input: {exc}")
-        return EXIT_USAGE
-    except SessionNotFound as exc:
-        note(f"error: {exc}")
-        return EXIT_ERROR
-    except PermissionDenied as exc:
-        note(f"error: {exc}")
-        return EXIT_REFUSED
-    except StoreUnavailable as exc:
-        note(f"error: {_explain(str(exc))}")
-        return EXIT_UNAVAILABLE
     except StoreError as exc:
-        note(f"error: {exc}")
-        return EXIT_ERROR
+        code = next(code for kind, code in _EXIT_CODES if isinstance(exc, kind))
+        text = _explain(str(exc)) if isinstance(exc, StoreUnavailable) else str(exc)
+        note(f"error: {'invalid input: ' if isinstance(exc, InvalidInput) else ''}{text}")
+        return code
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return EXIT_INTERRUPTED
