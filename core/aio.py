@@ -8,7 +8,7 @@ import redis.asyncio
 import redis.exceptions
 
 from .api import StoreAPI
-from .connection import REDIS_ERRORS, async_client, map_error
+from .connection import REDIS_ERRORS, async_client, map_error, outage_reply, raise_outage
 from .plans import Commands, Plan, Script
 
 
@@ -24,11 +24,11 @@ class AsyncSessionStore(StoreAPI):
             try:
                 return [await self.client.execute_command(*request.commands[0])]
             except redis.exceptions.ResponseError as exc:
-                return [exc]
+                return raise_outage([exc])
         pipe = self.client.pipeline(transaction=False)
         for cmd in request.commands:
             pipe.execute_command(*cmd)
-        return await pipe.execute(raise_on_error=False)
+        return raise_outage(await pipe.execute(raise_on_error=False))
 
     async def _drive(self, plan: Plan, request: Script | Commands) -> Any:
         try:
@@ -36,6 +36,8 @@ class AsyncSessionStore(StoreAPI):
                 try:
                     reply = await self._execute(request)
                 except redis.exceptions.ResponseError as exc:
+                    if outage_reply(exc):
+                        raise  # BUSY, MISCONF...: the store is unavailable, not the request wrong
                     request = plan.throw(exc)
                 else:
                     request = plan.send(reply)

@@ -117,6 +117,36 @@ def describe_target(client: redis.Redis | redis.asyncio.Redis) -> dict[str, Any]
     }
 
 
+_OUTAGE_REPLIES: dict[str, str] = {
+    "BUSY": "Redis is busy running a script (another client's); try again shortly",
+    "MISCONF": "Redis refuses writes because it cannot persist to disk "
+               "(stop-writes-on-bgsave-error); check its log",
+    "LOADING": "Redis is loading its data set; try again shortly",
+    "NOREPLICAS": "Redis refuses writes: not enough replicas are connected (min-replicas-to-write)",
+    "MASTERDOWN": "Redis is a replica that lost its primary; try again shortly",
+}
+"""Error replies that mean "the server cannot serve now", not "this request is wrong"."""
+
+
+def outage_reply(reply: object) -> bool:
+    """Whether a command's reply is an error that means Redis is unavailable (BUSY,
+    MISCONF, ...): plans read failed pipeline entries as missing data, so the stores
+    raise these instead of handing them to the plan."""
+    if not isinstance(reply, redis.exceptions.RedisError):
+        return False
+    if isinstance(reply, redis.exceptions.BusyLoadingError | redis.exceptions.MasterDownError):
+        return True
+    return str(reply).split(" ", 1)[0] in _OUTAGE_REPLIES
+
+
+def raise_outage(replies: list[Any]) -> list[Any]:
+    """``replies``, unless one of them says Redis is unavailable: then raise it."""
+    for reply in replies:
+        if outage_reply(reply):
+            raise reply
+    return replies
+
+
 def map_error(exc: BaseException) -> StoreError:
     """One-line store error for a redis-py exception."""
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -135,7 +165,11 @@ def map_error(exc: BaseException) -> StoreError:
         return StoreUnavailable("Redis refused the credentials: wrong user name or password, "
                                 "or the user is disabled")
     if isinstance(exc, redis.exceptions.BusyLoadingError):
-        return StoreUnavailable("Redis is loading its data set; try again shortly")
+        return StoreUnavailable(_OUTAGE_REPLIES["LOADING"])
+    if isinstance(exc, redis.exceptions.MasterDownError):
+        return StoreUnavailable(_OUTAGE_REPLIES["MASTERDOWN"])
+    if msg.split(" ", 1)[0] in _OUTAGE_REPLIES:
+        return StoreUnavailable(_OUTAGE_REPLIES[msg.split(" ", 1)[0]])
     if isinstance(exc, redis.exceptions.TimeoutError):
         return StoreUnavailable(f"Redis did not answer in time: {msg}")
     if isinstance(exc, redis.exceptions.ConnectionError):

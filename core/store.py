@@ -7,7 +7,7 @@ from typing import Any
 import redis
 
 from .api import StoreAPI
-from .connection import REDIS_ERRORS, map_error, sync_client
+from .connection import REDIS_ERRORS, map_error, outage_reply, raise_outage, sync_client
 from .plans import Commands, Plan, Script
 
 
@@ -23,11 +23,11 @@ class SessionStore(StoreAPI):
             try:
                 return [self.client.execute_command(*request.commands[0])]
             except redis.exceptions.ResponseError as exc:
-                return [exc]
+                return raise_outage([exc])
         pipe = self.client.pipeline(transaction=False)
         for cmd in request.commands:
             pipe.execute_command(*cmd)
-        return pipe.execute(raise_on_error=False)
+        return raise_outage(pipe.execute(raise_on_error=False))
 
     def _run(self, plan: Plan) -> Any:
         try:
@@ -36,6 +36,8 @@ class SessionStore(StoreAPI):
                 try:
                     reply = self._execute(request)
                 except redis.exceptions.ResponseError as exc:
+                    if outage_reply(exc):
+                        raise  # BUSY, MISCONF...: the store is unavailable, not the request wrong
                     request = plan.throw(exc)
                 else:
                     request = plan.send(reply)
