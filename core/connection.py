@@ -53,54 +53,89 @@ def _client_kwargs(opts: ConnectOptions) -> dict[str, Any]:
     }
 
 
+def _ambiguous_credentials(url: str) -> bool:
+    """Whether an ``@`` follows the end of the URL's authority: a password holding a raw
+    ``/``, ``?`` or ``#`` (which end the authority), so no parser can tell where the
+    password stops and the host begins."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return False
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    return "@" in rest[end:] and scheme in ("redis", "rediss")
+
+
 def _check_url(url: str) -> None:
     if not isinstance(url, str) or not url:
         raise InvalidInput("url", "is empty")
-    scheme = urllib.parse.urlsplit(url).scheme
+    scheme = url.partition("://")[0] if "://" in url else ""
     if scheme not in ("redis", "rediss", "unix"):
         raise InvalidInput("url", f"scheme must be redis://, rediss:// or unix://, got {redact_url(url)!r}")
+    if _ambiguous_credentials(url):
+        raise InvalidInput("url", f"cannot tell the password from the host in {redact_url(url)}: "
+                                  "percent-encode '/', '?', '#' and '@' in it (%2F %3F %23 %40) "
+                                  "or use a password file")
+
+
+def _from_url(pool_class: Any, url: str, opts: ConnectOptions) -> Any:
+    _check_url(url)
+    try:
+        return pool_class.from_url(url, **_client_kwargs(opts))
+    except (ValueError, TypeError) as exc:
+        # redis-py's message may quote parts of the URL (a port that is really part of a
+        # password): say only which URL, redacted.
+        raise InvalidInput("url", f"cannot parse {redact_url(url)} ({type(exc).__name__})") from None
 
 
 def sync_client(url: str, opts: ConnectOptions | None = None) -> redis.Redis:
     opts = opts or ConnectOptions()
-    _check_url(url)
     retry = redis.retry.Retry(ExponentialWithJitterBackoff(opts.backoff_cap, opts.backoff_base), opts.retries)
-    try:
-        pool = redis.BlockingConnectionPool.from_url(url, **_client_kwargs(opts))
-    except ValueError as exc:
-        raise InvalidInput("url", f"{exc} ({redact_url(url)})") from None
+    pool = _from_url(redis.BlockingConnectionPool, url, opts)
     return redis.Redis(connection_pool=pool, retry=retry)
 
 
 def async_client(url: str, opts: ConnectOptions | None = None) -> redis.asyncio.Redis:
     opts = opts or ConnectOptions()
-    _check_url(url)
     retry = redis.asyncio.retry.Retry(
         ExponentialWithJitterBackoff(opts.backoff_cap, opts.backoff_base), opts.retries
     )
-    try:
-        pool = redis.asyncio.BlockingConnectionPool.from_url(url, **_client_kwargs(opts))
-    except ValueError as exc:
-        raise InvalidInput("url", f"{exc} ({redact_url(url)})") from None
+    pool = _from_url(redis.asyncio.BlockingConnectionPool, url, opts)
     return redis.asyncio.Redis(connection_pool=pool, retry=retry)
 
 
 def redact_url(url: str) -> str:
-    """The URL with any password replaced by ``***``: safe to show and to log."""
-    try:
-        parts = urllib.parse.urlsplit(url)
-    except ValueError:
+    """The URL with any password replaced by ``***``: safe to show and to log.
+
+    Built from what redis-py parses (so it names what will really be used); a URL whose
+    password holds a raw ``/``, ``?`` or ``#`` cannot be parsed reliably, so everything
+    before its last ``@`` is hidden."""
+    if not isinstance(url, str):
+        return "<not a url>"
+    scheme, sep, rest = url.partition("://")
+    if not sep:
         return "<unparseable url>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        creds, host = netloc.rsplit("@", 1)
-        user = creds.split(":", 1)[0] if ":" in creds else ""
-        netloc = f"{user}:***@{host}" if user else f"***@{host}"
-    query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-    query = [(k, "***" if k.lower() == "password" else v) for k, v in query]
-    return urllib.parse.urlunsplit(
-        (parts.scheme, netloc, parts.path, urllib.parse.urlencode(query, safe="*/"), "")
-    )
+    if _ambiguous_credentials(url) or "#" in rest:
+        return f"{scheme}://***@{rest.rsplit('@', 1)[-1]}" if "@" in rest else f"{scheme}://<unparseable>"
+    try:
+        kw = redis.connection.parse_url(url)
+    except (ValueError, TypeError):
+        return f"{scheme}://***@{rest.rsplit('@', 1)[-1]}" if "@" in rest else f"{scheme}://<unparseable>"
+    user = urllib.parse.quote(kw.get("username") or "", safe="")
+    creds = f"{user}:***@" if kw.get("password") else (f"{user}@" if user else "")
+    if "@" not in urllib.parse.urlsplit(url).netloc:
+        creds = ""  # credentials given as query parameters (unix://...?password=): shown there
+    params = [(k, "***" if k.lower() == "password" else v)
+              for k, v in urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query, keep_blank_values=True)]
+    if scheme == "unix":
+        where = urllib.parse.quote(str(kw.get("path", "")), safe="/")
+        params = [("db", str(kw.get("db", 0))), *[(k, v) for k, v in params if k != "db"]]
+    else:
+        host = str(kw.get("host", ""))
+        host = f"[{host}]" if ":" in host else urllib.parse.quote(host, safe=".-_~")
+        where = f"{host}:{kw['port']}" if "port" in kw else host
+        where += f"/{kw['db']}" if "db" in kw else ""
+        params = [(k, v) for k, v in params if k != "db"]
+    query = urllib.parse.urlencode(params, safe="*/") if params else ""
+    return f"{scheme}://{creds}{where}" + (f"?{query}" if query else "")
 
 
 def describe_target(client: redis.Redis | redis.asyncio.Redis) -> dict[str, Any]:

@@ -42,6 +42,7 @@ from core import (
 )
 from core import validation as check
 from core.connection import REDIS_ERRORS, map_error
+from core.tokens import sid_from_token
 
 PROG = "sessionwatch"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
@@ -309,9 +310,26 @@ def _resolve_sid(store: SessionStore, ref: str) -> Session:
     return next(iter(found.values()))
 
 
+_TOKEN_SHAPE = re.compile(r"^(?:bearer\s+|[A-Za-z0-9_-]*=)?[0-9a-f]{4}\.[A-Za-z0-9_-]{20,}$", re.IGNORECASE)
+"""A bearer token (``<tag>.<secret>``, :mod:`core.tokens`), perhaps pasted with its
+``Bearer`` or ``cookie=`` prefix; session ids are hex and never contain a dot."""
+
+
+def looks_like_token(text: str | None) -> bool:
+    return bool(text) and _TOKEN_SHAPE.match(text.strip()) is not None  # type: ignore[union-attr]
+
+
 def cmd_logout(args: argparse.Namespace) -> int:
     if bool(args.sid) == bool(args.user):
         raise CliError("give a session id or --user USER (not both)", EXIT_USAGE)
+    # Checked before connecting: a secret pasted by mistake must not reach Redis (MONITOR,
+    # slow log, ACL log) or the screen.
+    pasted = args.sid if looks_like_token(args.sid) else args.user if looks_like_token(args.user) else None
+    if pasted is not None:
+        sid = sid_from_token(re.sub(r"^(?:bearer\s+|[A-Za-z0-9_-]*=)", "", pasted.strip(), flags=re.I))
+        which = f" (its session id begins {sid[:8]})" if sid else ""
+        raise CliError("that is a session token (a bearer secret), not a session id; it was not sent to "
+                       f"Redis{which}. Treat it as leaked and end that session by its id", EXIT_USAGE)
     who = actor()
     with open_store(args) as store:
         if args.user:
