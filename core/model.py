@@ -8,6 +8,7 @@ malformed data written by other apps; they keep what they can and list the rest 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,21 +21,66 @@ INACTIVE = "inactive"
 EVENT_KINDS = ("login", "logout", "admin_logout", "expired", "evicted", "replaced", "profile")
 
 
-def parse_time(value: Any) -> float | None:
-    """Epoch seconds from what we write (``"1764070000.123"``) or what classic apps
-    often write (ISO 8601); ``None`` if absent or unreadable."""
-    if value is None or value == "":
-        return None
+MAX_EPOCH = 253402214400.0
+"""9999-12-31 UTC: any later instant cannot be shown as a date (Python stops at year 9999)."""
+_MS, _US, _NS = 1e11, 1e14, 1e17
+"""Seconds epochs stay below 1e11 (year 5138); above, the value is read as milliseconds
+(what JavaScript writes, 1764500000000), then microseconds, then nanoseconds."""
+
+
+def read_epoch(value: Any) -> tuple[float | None, str]:
+    """Epoch seconds from a stored value, and why it is invalid (``""`` when it is fine).
+
+    Total: numbers (seconds, or millisecond, microsecond, nanosecond epochs, recognised by
+    size), ISO 8601 text, and anything else, which gives ``(None, why)``. NaN, infinities,
+    negative or out-of-range instants are invalid. Absent (``None``, ``""``) is
+    ``(None, "")``."""
+    if value is None or value == "" or value == b"":
+        return None, ""
+    if isinstance(value, bool):
+        return None, "not a time"
+    if isinstance(value, bytes):
+        value = value.decode("utf-8", "replace")
+    number: float | None = None
     if isinstance(value, int | float):
-        return float(value)
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        pass
-    try:
-        return datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
+        try:
+            number = float(value)
+        except OverflowError:
+            return None, "out of range"
+    elif isinstance(value, str):
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+        except OverflowError:  # pragma: no cover - float() of text gives inf instead
+            return None, "out of range"
+    else:
+        return None, f"not a time ({type(value).__name__})"
+    if number is None:
+        try:
+            text = value.strip().replace("Z", "+00:00")
+            number = datetime.fromisoformat(text).timestamp()
+        except (ValueError, OverflowError, OSError):
+            return None, "not a time"
+    if not math.isfinite(number):
+        return None, "not a finite number"
+    if number < 0:
+        return None, "before 1970"
+    if number >= _NS:
+        number /= 1e9
+    elif number >= _US:
+        number /= 1e6
+    elif number >= _MS:
+        number /= 1e3
+    if number >= MAX_EPOCH:
+        return None, "out of range"
+    return number, ""
+
+
+def parse_time(value: Any) -> float | None:
+    """Epoch seconds from what we write (``"1764070000.123"``), millisecond epochs and
+    ISO 8601; ``None`` if absent or invalid (see :func:`read_epoch` for why)."""
+    return read_epoch(value)[0]
 
 
 def fmt_time(ts: float) -> str:
@@ -107,7 +153,16 @@ def pairs_to_dict(reply: Any) -> dict[str, str]:
 def _s(value: Any) -> str:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
-    return "" if value is None else str(value)
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool | int | float):
+        try:
+            return str(value)
+        except ValueError:  # an int too long to print
+            return "<number>"
+    return f"<{type(value).__name__}>"  # never str() a foreign structure (it may nest 1000 deep)
 
 
 def parse_session(sid: str, reply: Any) -> Session | None:
@@ -131,12 +186,16 @@ def parse_session(sid: str, reply: Any) -> Session | None:
             times.append(None)
             continue
         try:
-            times.append(float(raw))
+            value = float(raw)
+            if 0.0 <= value < _MS:  # the common case, what sessionwatch writes
+                times.append(value)
+                continue
         except ValueError:
-            ts = parse_time(raw)
-            if ts is None:
-                problems.append(f"{name} unreadable: {raw[:40]!r}")
-            times.append(ts)
+            pass
+        ts, why = read_epoch(raw)
+        if why:
+            problems.append(f"{name} invalid ({why}): {raw[:40]!r}")
+        times.append(ts)
     username = get("username")
     if not username:
         problems.append("username missing")
@@ -163,32 +222,48 @@ class Event:
     app: str = ""
     actor: str = ""
     data: dict[str, Any] = field(default_factory=dict)
+    problems: tuple[str, ...] = ()
+    """Fields of a JSON line that could not be read (wrong type, invalid time)."""
 
     @property
     def short_id(self) -> str:
         return short_id(self.sid)
 
 
+def _json(text: str) -> Any:
+    """``json.loads`` that is total: ``None`` for invalid or too deeply nested JSON."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+_EVENT_TEXT_FIELDS = ("sid", "username", "app", "actor")
+
+
 def parse_event(line: Any) -> Event:
+    """One log line: a sessionwatch event (a JSON object with a text ``kind``) or, for
+    anything else, a ``text`` event holding the line. Total: never raises."""
     raw = _s(line)
     if raw.startswith("{"):
-        try:
-            data = json.loads(raw)
-        except ValueError:
-            data = None
+        data = _json(raw)
         if isinstance(data, dict) and isinstance(data.get("kind"), str):
+            problems: list[str] = []
             seq = data.get("seq")
-            return Event(
-                raw=raw,
-                seq=seq if isinstance(seq, int) and not isinstance(seq, bool) else None,
-                ts=parse_time(data.get("ts")),
-                kind=data["kind"],
-                sid=_s(data.get("sid", "")),
-                username=_s(data.get("username", "")),
-                app=_s(data.get("app", "")),
-                actor=_s(data.get("actor", "")),
-                data=data,
-            )
+            if seq is not None and (not isinstance(seq, int) or isinstance(seq, bool)):
+                problems.append(f"seq invalid: {_s(seq)[:40]!r}")
+                seq = None
+            ts, why = read_epoch(data.get("ts"))
+            if why:
+                problems.append(f"ts invalid ({why}): {_s(data.get('ts'))[:40]!r}")
+            texts = {}
+            for name in _EVENT_TEXT_FIELDS:
+                value = data.get(name, "")
+                if value is not None and not isinstance(value, str):
+                    problems.append(f"{name} is not text")
+                texts[name] = _s(value)
+            return Event(raw=raw, seq=seq, ts=ts, kind=data["kind"], data=data,
+                         problems=tuple(problems), **texts)
     return Event(raw=raw)
 
 
@@ -253,7 +328,7 @@ def parse_info(info: Any) -> ServerInfo:
     def num(key: str) -> int | None:
         try:
             return int(info[key])
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):
             return None
 
     return ServerInfo(
@@ -272,11 +347,8 @@ def parse_cache(sid: str, raw: Any, pttl: Any) -> CacheEntry:
     text = _s(raw) if not isinstance(raw, Exception) else f"<unreadable: {raw}>"
     summary = None
     if text.startswith("{"):
-        try:
-            loaded = json.loads(text)
-            summary = loaded if isinstance(loaded, dict) else None
-        except ValueError:
-            summary = None
+        loaded = _json(text)
+        summary = loaded if isinstance(loaded, dict) else None
     ttl: float | None
     if isinstance(pttl, int) and pttl >= 0:
         ttl = pttl / 1000
