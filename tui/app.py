@@ -716,12 +716,20 @@ class SessionWatchApp(App[None]):
             else:
                 assert sid is not None
                 done = self.store.logout(sid, actor=self.actor)
-                text = f"Logged out session {sid[:8]}" if done else f"Session {sid[:8]} had already ended"
+                short = clean(sid, 8)
+                text = f"Logged out session {short}" if done else f"Session {short} had already ended"
             result = (text, "information")
         except StoreError as exc:
             result = (f"Logout failed: {exc}", "error")
         with contextlib.suppress(RuntimeError):  # the app closed meanwhile
             self.call_from_thread(self._written, *result)
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """Every toast goes through the display path and is never read as markup (a user
+        named ``[@click=app.quit]x[/]`` or ``[/]`` is shown as typed)."""
+        super().notify(clean(message, 500), title=clean(title, 80), severity=severity, timeout=timeout,
+                       markup=False)
 
     def _written(self, text: str, severity: str) -> None:
         if self.closing:

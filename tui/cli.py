@@ -42,12 +42,13 @@ from core import (
 )
 from core import validation as check
 from core.connection import REDIS_ERRORS, map_error
+from core.display import display
+from core.display import to_json as display_json
 from core.tokens import sid_from_token
 
 PROG = "sessionwatch"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
 WRITE_COMMANDS = frozenset({"logout", "sweep", "import", "reindex", "simulate"})
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class CliError(Exception):
@@ -68,19 +69,24 @@ class _Parser(argparse.ArgumentParser):
 # --- output helpers -------------------------------------------------------------------------
 
 def safe(text: object) -> str:
-    """Text that other apps control, made harmless for a terminal: control characters
-    (escape sequences, CR/LF) are shown as ``\\xNN`` instead of being interpreted."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
+    """Text that other apps control, made harmless for a terminal (the one display path,
+    :func:`core.display.display`): escape sequences, controls, bidi and invisible
+    characters are shown as ``\\x1b``/``\\u202e`` escapes instead of being interpreted."""
+    return display(text, 100_000)
 
 
 def to_json(obj: Any) -> str:
-    """One JSON line; C1 control characters escaped too (json leaves them raw)."""
-    line = json.dumps(obj, ensure_ascii=False, sort_keys=True)
-    return re.sub(r"[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", line)
+    """One line of strict JSON (no NaN/Infinity), unsafe characters ``\\u``-escaped."""
+    return display_json(obj)
 
 
 def when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+    if not ts:
+        return "-"
+    try:
+        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    except (OverflowError, OSError, ValueError, TypeError):
+        return "invalid"
 
 
 def span(seconds: float) -> str:
@@ -131,13 +137,17 @@ def event_line(ev: Event) -> str:
     if ev.actor and ev.actor != ev.username:
         line += f"  by {safe(ev.actor)}"
     extra = [f"{safe(k)}={safe(v)}" for k, v in sorted(ev.data.items()) if k not in _EVENT_BASE and v != ""]
+    if ev.problems:
+        extra.append(f"[{safe('; '.join(ev.problems))}]")
     return line + ("  " + " ".join(extra) if extra else "")
 
 
 def event_json(ev: Event) -> str:
-    if ev.kind == "text":
+    """The event as one strict JSON object: the line's own fields (NaN and infinities as
+    ``null``), or ``{"kind": "text", "raw": ...}`` for a line that is not one."""
+    if ev.kind == "text" or not ev.data:
         return to_json({"kind": "text", "raw": ev.raw})
-    return re.sub(r"[\x7f-\x9f]", lambda m: f"\\u{ord(m.group()):04x}", ev.raw)
+    return to_json(ev.data)
 
 
 def note(message: str) -> None:
@@ -346,7 +356,7 @@ def cmd_logout(args: argparse.Namespace) -> int:
         if not store.logout(session.sid, actor=who):
             raise CliError(f"session {session.short_id} ({safe(session.username)}) was not ended: "
                            "Redis no longer holds it as an active session")
-        print(f"logged out {session.short_id}: {safe(session.username)}, {safe(session.app) or '-'}, "
+        print(f"logged out {safe(session.short_id)}: {safe(session.username)}, {safe(session.app) or '-'}, "
               f"{safe(session.ip) or '-'}")
     return EXIT_OK
 

@@ -7,6 +7,7 @@ without a terminal.
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections import deque
@@ -14,28 +15,30 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from core import Event, ServerInfo, Session, Stats
+from core.display import DisplayText, display, join
+from core.model import read_epoch
 
 PAGE_SIZE = 100
 """Rows held per table: one page, whatever the number of sessions in Redis."""
 EVENT_LINES = 500
 """Lines kept by the event tail."""
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069]")
+INVALID = "invalid"
+"""Shown in place of a value that could not be read (the record's problems say why)."""
 
 
-def clean(value: object, limit: int = 200) -> str:
-    """Text a user controls, safe for the terminal: control and bidi characters become
-    visible escapes (``\\x1b``), so no escape sequence is ever written raw."""
-    text = "" if value is None else str(value)
-    text = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+def clean(value: object, limit: int = 200) -> DisplayText:
+    """Text a user controls, safe for the terminal (see :func:`core.display.display`)."""
+    return display(value, limit)
 
 
 def fmt_duration(seconds: float | None) -> str:
     """Compact duration: ``45s``, ``12m05s``, ``3h20m``, ``2d04h``."""
     if seconds is None:
         return "-"
-    s = int(max(0.0, seconds))
+    if not math.isfinite(seconds):
+        return INVALID
+    s = int(max(0.0, min(seconds, 1e12)))
     if s < 60:
         return f"{s}s"
     if s < 3600:
@@ -50,13 +53,17 @@ def fmt_ago(ts: float | None, now: float) -> str:
 
 
 def fmt_clock(ts: float | None, now: float | None = None) -> str:
-    """Local wall time of a timestamp; the date too unless it is the same day as ``now``."""
+    """Local wall time of a timestamp; the date too unless it is the same day as ``now``.
+    A value no clock can show (NaN, infinite, out of range) is shown as ``invalid``."""
     if ts is None:
         return "-"
-    local = time.localtime(ts)
-    if now is not None and time.localtime(now)[:3] == local[:3]:
-        return time.strftime("%H:%M:%S", local)
-    return time.strftime("%m-%d %H:%M:%S", local)
+    try:
+        local = time.localtime(ts)
+        if now is not None and time.localtime(now)[:3] == local[:3]:
+            return time.strftime("%H:%M:%S", local)
+        return time.strftime("%m-%d %H:%M:%S", local)
+    except (OverflowError, OSError, ValueError, TypeError):
+        return INVALID
 
 
 def fmt_bytes(n: int | None) -> str:
@@ -121,36 +128,52 @@ SEARCH_COLUMNS = (("user", "User"), ("app", "App"), ("ip", "IP"), ("status", "St
 CACHE_COLUMNS = (("sid", "Session"), ("user", "User"), ("app", "App"), ("status", "Status"),
                  ("ttl", "TTL left"), ("summary", "Summary"))
 
-Row = tuple[str, ...]
+Row = tuple[DisplayText, ...]
+
+
+def _time(ts: float | None, now: float | None = None) -> DisplayText:
+    return DisplayText(fmt_clock(ts, now))
+
+
+def _flag(s: Session) -> str:
+    """A marker on the user cell of a record with problems (the detail view lists them)."""
+    return " ⚠" if s.problems else ""
 
 
 def active_row(s: Session, now: float) -> Row:
-    return (clean(s.username, 40), clean(s.app, 30), clean(s.ip, 45), fmt_ago(s.last_seen, now),
-            fmt_duration(None if s.expires_at is None else s.expires_at - now), s.short_id,
-            clean(s.type, 10), fmt_clock(s.login_time, now))
+    return (display(display(s.username, 38) + _flag(s), 40), clean(s.app, 30), clean(s.ip, 45),
+            DisplayText(fmt_ago(s.last_seen, now)),
+            DisplayText(fmt_duration(None if s.expires_at is None else s.expires_at - now)),
+            clean(s.short_id, 8), clean(s.type, 10), _time(s.login_time, now))
 
 
 def inactive_row(s: Session, now: float | None = None) -> Row:
-    return (clean(s.username, 40), clean(s.app, 30), clean(s.ip, 45), clean(s.end_reason or "-", 20),
-            fmt_clock(s.logout_time, now), clean(s.ended_by or "-", 40), s.short_id)
+    return (display(display(s.username, 38) + _flag(s), 40), clean(s.app, 30), clean(s.ip, 45),
+            clean(s.end_reason or "-", 20), _time(s.logout_time, now), clean(s.ended_by or "-", 40),
+            clean(s.short_id, 8))
 
 
 def search_row(s: Session, now: float) -> Row:
     status = "active" if s.is_active(now) else (s.end_reason or s.status)
-    return (clean(s.username, 40), clean(s.app, 30), clean(s.ip, 45), clean(status, 20),
-            fmt_clock(s.login_time, now), fmt_clock(s.logout_time, now), s.short_id)
+    return (display(display(s.username, 38) + _flag(s), 40), clean(s.app, 30), clean(s.ip, 45),
+            clean(status, 20), _time(s.login_time, now), _time(s.logout_time, now), clean(s.short_id, 8))
 
 
-def summary_text(data: dict, skip: Iterable[str] = ()) -> str:
-    """A cache summary as ``key=value`` pairs, times as wall clock, empty values left out."""
+def summary_text(data: dict, skip: Iterable[str] = ()) -> DisplayText:
+    """A cache summary as ``key=value`` pairs, times as wall clock, empty values left out.
+    Values of any type (NaN, nested structures) are shown, never raised on."""
     out = []
     for key, value in data.items():
         if key in skip or value in ("", None):
             continue
-        if key.endswith(("_time", "_at", "last_seen")) and isinstance(value, int | float):
-            value = fmt_clock(value)
-        out.append(f"{key}={value}")
-    return " ".join(out)
+        if isinstance(key, str) and key.endswith(("_time", "_at", "last_seen")) \
+                and isinstance(value, int | float) and not isinstance(value, bool):
+            ts, why = read_epoch(value)
+            value = fmt_clock(ts) if not why else f"{INVALID}({value!r})"
+        elif isinstance(value, dict | list):
+            value = f"<{type(value).__name__}>"
+        out.append(f"{display(key, 40)}={display(value, 80)}")
+    return display(DisplayText(" ".join(out)), 2000)
 
 
 def cache_row(sid: str, summary: dict | None, raw: str, ttl: float | None) -> Row:
@@ -164,26 +187,35 @@ def cache_row(sid: str, summary: dict | None, raw: str, ttl: float | None) -> Ro
     else:
         left = fmt_duration(ttl)
     text = summary_text(data, skip=("sid", "username", "app", "status")) if summary is not None else raw
-    return (short_id(sid), clean(data.get("username", ""), 40), clean(data.get("app", ""), 30),
-            clean(data.get("status", ""), 10), left, clean(text, 120))
+    return (clean(short_id(sid), 8), clean(data.get("username", ""), 40), clean(data.get("app", ""), 30),
+            clean(data.get("status", ""), 10), DisplayText(left), clean(text, 120))
 
 
-def event_text(ev: Event) -> str:
+def event_text(ev: Event) -> DisplayText:
     """One tail line; plain lines from other apps are shown as they are (made safe)."""
     if ev.kind == "text" or ev.seq is None:
         return clean(ev.raw, 400)
-    stamp = time.strftime("%H:%M:%S", time.localtime(ev.ts)) if ev.ts is not None else "--:--:--"
-    parts = [stamp, f"#{ev.seq}", f"{ev.kind:<12}", clean(ev.username, 40), clean(ev.app, 30)]
+    if ev.ts is not None:
+        stamp = fmt_clock(ev.ts, ev.ts)
+    elif "ts" in ev.data:
+        stamp = INVALID
+    else:
+        stamp = "--:--:--"
+    parts: list[object] = [stamp, f"#{ev.seq}", display(ev.kind, 12).ljust(12), clean(ev.username, 40),
+                           clean(ev.app, 30)]
     extra = ev.data
-    if extra.get("ip"):
+    if isinstance(extra.get("ip"), str) and extra["ip"]:
         parts.append(clean(extra["ip"], 45))
-    if extra.get("reason") and extra.get("reason") != ev.kind:
-        parts.append(f"reason={clean(extra['reason'], 20)}")
+    reason = extra.get("reason")
+    if isinstance(reason, str) and reason and reason != ev.kind:
+        parts.append(f"reason={clean(reason, 20)}")
     if ev.actor and ev.actor != ev.username:
         parts.append(f"by {clean(ev.actor, 60)}")
     if ev.sid:
-        parts.append(ev.short_id)
-    return " ".join(p for p in parts if p)
+        parts.append(clean(ev.short_id, 8))
+    if ev.problems:
+        parts.append(f"⚠ {clean('; '.join(ev.problems), 80)}")
+    return join(*parts, limit=400)
 
 
 def event_matches(ev: Event, needle: str) -> bool:
@@ -322,7 +354,7 @@ class DashboardModel:
         parts.append((label[state], state))
         if state == "reconnecting" and self.detail:
             parts.append((clean(self.detail, 60), "detail"))
-        parts.append((self.target, "target"))
+        parts.append((clean(self.target, 120), "target"))
         if self.server.version:
             parts.append((f"Redis {clean(self.server.version, 20)}", "version"))
         if self.latency_ms is not None and state == "connected":

@@ -34,7 +34,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="confirm-box"):
-            yield Label(Text(self.question), id="confirm-question")
+            yield Label(Text(clean(self.question, 200)), id="confirm-question")
             lines = Text()
             for i, (user, app, ip) in enumerate(self.rows):
                 if i:

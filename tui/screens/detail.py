@@ -36,9 +36,9 @@ TIME_FIELDS = ("login_time", "last_seen", "expires_at", "max_expires_at", "logou
 
 def render_detail(d: Detail, now: float) -> Text | Table:
     if d.error:
-        return Text(f"cannot load session {d.sid[:8]}: {clean(d.error)}")
+        return Text(f"cannot load session {clean(d.sid, 8)}: {clean(d.error)}")
     if d.session is None:
-        return Text(f"session {d.sid[:8]} no longer exists (ended and purged)")
+        return Text(f"session {clean(d.sid, 8)} no longer exists (ended and purged)")
     table = Table(show_header=False, box=None, expand=True)
     table.add_column("field", style="bold", no_wrap=True)
     table.add_column("value")
@@ -51,7 +51,7 @@ def render_detail(d: Detail, now: float) -> Text | Table:
             value = f"{fmt_clock(value)} ({'in ' + rel if value > now else rel + ' ago'})"
         elif name == "metadata":
             value = json.dumps(value, ensure_ascii=False) if value else ""
-        table.add_row(name, Text(clean(value, 300) if value not in (None, "") else "-"))
+        table.add_row(clean(name, 40), Text(clean(value, 300) if value not in (None, "") else "-"))
     for problem in s.problems:
         table.add_row("problem", Text(clean(problem)))
     table.add_section()
@@ -66,7 +66,7 @@ def render_detail(d: Detail, now: float) -> Text | Table:
     if not d.events:
         table.add_row("events", Text("none in the recent log"))
     for i, ev in enumerate(d.events):
-        table.add_row("events" if i == 0 else "", Text(event_text(ev)))
+        table.add_row("events" if i == 0 else "", Text(clean(event_text(ev), 1000)))
     return table
 
 
@@ -86,7 +86,7 @@ class DetailScreen(Screen[None]):
         self.now = now
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"Session {self.sid[:8]}"), id="detail-title")
+        yield Static(Text(f"Session {clean(self.sid, 8)}"), id="detail-title")
         with VerticalScroll(id="detail-body"):
             yield Static(Text("loading…"), id="detail-content")
         yield Footer()

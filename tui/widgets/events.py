@@ -9,6 +9,7 @@ from rich.text import Text
 from textual.widgets import RichLog
 
 from core import Event
+from core.display import display
 
 from ..model import EVENT_LINES, event_text
 
@@ -38,7 +39,7 @@ class EventLog(RichLog):
         style = self._styles.get(kind)
         if style is None:
             style = self._styles[kind] = self.get_component_rich_style(f"event--{kind}", partial=True)
-        return Text(event_text(ev), style=style, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
+        return Text(display(event_text(ev), 1000), style=style, no_wrap=True, overflow="ellipsis")  # type: ignore[arg-type]
 
     def append(self, events: Iterable[Event]) -> None:
         follow = self.is_vertical_scroll_end or self.max_scroll_y == 0

@@ -7,13 +7,17 @@ from collections.abc import Sequence
 from rich.text import Text
 from textual.widgets import DataTable
 
-Cells = Sequence[str]
+from core.display import DisplayText, display
+
+Cells = Sequence[DisplayText]
 
 
 class SessionTable(DataTable):
     """Rows keyed by session id. :meth:`sync` adds, removes and updates only what changed
     (never clear-and-refill, which resets the cursor), then puts rows in the given order
-    and keeps the cursor on the same session."""
+    and keeps the cursor on the same session. Every cell goes through
+    :func:`core.display.display` and is drawn as a :class:`~rich.text.Text` (never as
+    markup), whatever the caller passed."""
 
     def __init__(self, columns: Sequence[tuple[str, str]], **kw: object) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kw)  # type: ignore[arg-type]
@@ -38,7 +42,7 @@ class SessionTable(DataTable):
         """Make the table show ``rows`` (``(key, cells)`` in display order) by diff."""
         selected = self.selected_key
         old_index = self.cursor_row
-        wanted = {key: tuple(cells) for key, cells in rows}
+        wanted = {key: tuple(display(c, 1000) for c in cells) for key, cells in rows}
         stale = [k for k in self._rows if k not in wanted]
         with self.app.batch_update():
             # only rows that left are removed (remove_row re-lays out the table, measured
