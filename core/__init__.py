@@ -8,7 +8,14 @@
 
 from .aio import AsyncSessionStore
 from .connection import DEFAULT_URL, ConnectOptions, redact_url
-from .errors import InvalidInput, PermissionDenied, SessionNotFound, StoreError, StoreUnavailable
+from .errors import (
+    InvalidInput,
+    NotReplicated,
+    PermissionDenied,
+    SessionNotFound,
+    StoreError,
+    StoreUnavailable,
+)
 from .model import CacheEntry, Event, Page, ServerInfo, Session, Stats
 from .plans import SweepResult
 from .policy import Policy
@@ -22,6 +29,7 @@ __all__ = [
     "ConnectOptions",
     "Event",
     "InvalidInput",
+    "NotReplicated",
     "Page",
     "PermissionDenied",
     "Policy",

@@ -7,7 +7,7 @@ from typing import Any
 import redis.asyncio
 import redis.exceptions
 
-from .api import StoreAPI
+from .api import StoreAPI, replicated
 from .connection import REDIS_ERRORS, async_client, map_error, outage_reply, raise_outage
 from .plans import Commands, Plan, Script
 
@@ -19,7 +19,14 @@ class AsyncSessionStore(StoreAPI):
 
     async def _execute(self, request: Script | Commands) -> Any:
         if isinstance(request, Script):
-            return await self._scripts[request.name](keys=request.keys, args=request.args)
+            acks = self._replica_acks(request)
+            if not acks:
+                return await self._scripts[request.name](keys=request.keys, args=request.args)
+            pipe = self.client.pipeline(transaction=False)
+            await self._scripts[request.name](keys=request.keys, args=request.args, client=pipe)
+            pipe.execute_command("WAIT", acks, self.ctx.policy.replica_timeout_ms)
+            reply, confirmed = await pipe.execute()
+            return replicated(reply, confirmed, acks)
         if len(request.commands) == 1:
             try:
                 return [await self.client.execute_command(*request.commands[0])]

@@ -13,10 +13,11 @@ from typing import Any, Self
 
 from . import plans
 from .connection import ConnectOptions, describe_target
+from .errors import NotReplicated
 from .plans import Context
 from .policy import Policy
 from .schema import Schema
-from .scripts import all_scripts
+from .scripts import WRITE_SCRIPTS, all_scripts
 
 
 class StoreAPI:
@@ -45,6 +46,11 @@ class StoreAPI:
 
     def _run(self, plan: plans.Plan) -> Any:  # pragma: no cover - provided by subclasses
         raise NotImplementedError
+
+    def _replica_acks(self, request: plans.Script) -> int:
+        """Replicas to ``WAIT`` for after ``request``: write scripts only (a throttled touch
+        in ``validate`` is not worth a replication round), and only when the policy asks."""
+        return self.ctx.policy.replica_acks if request.name in WRITE_SCRIPTS else 0
 
     def target(self) -> dict[str, Any]:
         """Where this store points (host, port or path, db, user); never the password."""
@@ -138,3 +144,11 @@ class StoreAPI:
 
     def export_sessions(self) -> Any:
         return self._run(plans.export_sessions(self.ctx))
+
+
+def replicated(reply: Any, confirmed: Any, wanted: int) -> Any:
+    """The script's reply once ``WAIT`` confirmed ``wanted`` replicas; else NotReplicated."""
+    if int(confirmed) < wanted:
+        raise NotReplicated(f"only {int(confirmed)} of {wanted} replicas confirmed the write in time; "
+                            "it reached the master and may be lost if it fails over now")
+    return reply

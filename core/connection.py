@@ -17,6 +17,7 @@ import redis.asyncio.retry
 import redis.retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from . import sentinel
 from .errors import InvalidInput, PermissionDenied, StoreError, StoreUnavailable
 
 DEFAULT_URL = "redis://127.0.0.1:21084/0"
@@ -68,8 +69,9 @@ def _check_url(url: str) -> None:
     if not isinstance(url, str) or not url:
         raise InvalidInput("url", "is empty")
     scheme = url.partition("://")[0] if "://" in url else ""
-    if scheme not in ("redis", "rediss", "unix"):
-        raise InvalidInput("url", f"scheme must be redis://, rediss:// or unix://, got {redact_url(url)!r}")
+    if scheme not in ("redis", "rediss", "unix", *sentinel.SCHEMES):
+        raise InvalidInput("url", "scheme must be redis://, rediss://, unix:// or redis+sentinel://, "
+                                  f"got {redact_url(url)!r}")
     if _ambiguous_credentials(url):
         raise InvalidInput("url", f"cannot tell the password from the host in {redact_url(url)}: "
                                   "percent-encode '/', '?', '#' and '@' in it (%2F %3F %23 %40) "
@@ -89,6 +91,9 @@ def _from_url(pool_class: Any, url: str, opts: ConnectOptions) -> Any:
 def sync_client(url: str, opts: ConnectOptions | None = None) -> redis.Redis:
     opts = opts or ConnectOptions()
     retry = redis.retry.Retry(ExponentialWithJitterBackoff(opts.backoff_cap, opts.backoff_base), opts.retries)
+    if sentinel.is_sentinel_url(url):
+        _check_url(url)
+        return sentinel.sync_client(sentinel.parse_url(url), _client_kwargs(opts), retry)
     pool = _from_url(redis.BlockingConnectionPool, url, opts)
     return redis.Redis(connection_pool=pool, retry=retry)
 
@@ -98,6 +103,9 @@ def async_client(url: str, opts: ConnectOptions | None = None) -> redis.asyncio.
     retry = redis.asyncio.retry.Retry(
         ExponentialWithJitterBackoff(opts.backoff_cap, opts.backoff_base), opts.retries
     )
+    if sentinel.is_sentinel_url(url):
+        _check_url(url)
+        return sentinel.async_client(sentinel.parse_url(url), _client_kwargs(opts), retry)
     pool = _from_url(redis.asyncio.BlockingConnectionPool, url, opts)
     return redis.asyncio.Redis(connection_pool=pool, retry=retry)
 
@@ -139,7 +147,11 @@ def redact_url(url: str) -> str:
 
 
 def describe_target(client: redis.Redis | redis.asyncio.Redis) -> dict[str, Any]:
-    """Where a client points (host, port or path, db, username); never the password."""
+    """Where a client points (host, port or path, db, username; behind Sentinel the service
+    and its current master); never the password."""
+    behind_sentinel = sentinel.describe(client)
+    if behind_sentinel is not None:
+        return behind_sentinel
     kw = client.connection_pool.connection_kwargs
     return {
         "host": kw.get("host"),

@@ -15,6 +15,11 @@ class StoreUnavailable(StoreError):
     """Redis could not be reached, timed out, refused our credentials or is loading."""
 
 
+class NotReplicated(StoreUnavailable):
+    """A write reached the master but fewer replicas than ``Policy.replica_acks`` confirmed it
+    in time: it happened, and a failover right now could still lose it."""
+
+
 class PermissionDenied(StoreError):
     """The Redis ACL user may not run this command (for example a read-only dashboard user)."""
 

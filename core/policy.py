@@ -38,6 +38,12 @@ class Policy:
     """TTL of the ``cache:session:<sid>`` summary."""
     user_key_ttl_factor: float = 1.5
     """TTL of the per-user active set, as a multiple of ``idle_ttl``, refreshed on use."""
+    replica_acks: int = 0
+    """After each write script, ``WAIT`` for this many replicas (in the same round trip) and
+    raise :class:`~core.errors.NotReplicated` if fewer confirm: acknowledged writes then
+    survive a failover. 0 keeps Redis's asynchronous replication."""
+    replica_timeout_ms: int = 1000
+    """How long ``WAIT`` may block for ``replica_acks``."""
 
     def __post_init__(self) -> None:
         for name in ("idle_ttl", "absolute_ttl", "touch_interval", "ended_retention",
@@ -49,6 +55,10 @@ class Policy:
             not isinstance(self.max_sessions_per_user, int) or self.max_sessions_per_user < 1
         ):
             raise InvalidInput("max_sessions_per_user", "must be None or a whole number >= 1")
+        if not isinstance(self.replica_acks, int) or self.replica_acks < 0:
+            raise InvalidInput("replica_acks", f"must be a whole number >= 0, got {self.replica_acks!r}")
+        if not isinstance(self.replica_timeout_ms, int) or self.replica_timeout_ms <= 0:
+            raise InvalidInput("replica_timeout_ms", "must be a positive whole number")
         if self.user_key_ttl_factor < 1:
             raise InvalidInput("user_key_ttl_factor", "must be at least 1")
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import redis
 
-from .api import StoreAPI
+from .api import StoreAPI, replicated
 from .connection import REDIS_ERRORS, map_error, outage_reply, raise_outage, sync_client
 from .plans import Commands, Plan, Script
 
@@ -18,7 +18,14 @@ class SessionStore(StoreAPI):
 
     def _execute(self, request: Script | Commands) -> Any:
         if isinstance(request, Script):
-            return self._scripts[request.name](keys=request.keys, args=request.args)
+            acks = self._replica_acks(request)
+            if not acks:
+                return self._scripts[request.name](keys=request.keys, args=request.args)
+            pipe = self.client.pipeline(transaction=False)
+            self._scripts[request.name](keys=request.keys, args=request.args, client=pipe)
+            pipe.execute_command("WAIT", acks, self.ctx.policy.replica_timeout_ms)
+            reply, confirmed = pipe.execute()
+            return replicated(reply, confirmed, acks)
         if len(request.commands) == 1:
             try:
                 return [self.client.execute_command(*request.commands[0])]
