@@ -9,6 +9,7 @@
 from .aio import AsyncSessionStore
 from .connection import DEFAULT_URL, ConnectOptions, redact_url
 from .errors import (
+    DataTooLarge,
     InvalidInput,
     NotReplicated,
     PermissionDenied,
@@ -17,16 +18,18 @@ from .errors import (
     StoreUnavailable,
 )
 from .model import CacheEntry, Event, Page, ServerInfo, Session, Stats
-from .plans import SweepResult
+from .plans import Anonymous, SweepResult
 from .policy import Policy
 from .schema import Schema
 from .store import SessionStore
 
 __all__ = [
     "DEFAULT_URL",
+    "Anonymous",
     "AsyncSessionStore",
     "CacheEntry",
     "ConnectOptions",
+    "DataTooLarge",
     "Event",
     "InvalidInput",
     "NotReplicated",

@@ -63,7 +63,8 @@ class Role:
 
 ROLES: dict[str, Role] = {
     "app": Role("app", "sessionwatch-app",
-                ("login", "validate", "logout", "logout_user", "update_profile", "sweep", "adopt"),
+                ("login", "validate", "logout", "logout_user", "update_profile", "sweep", "adopt",
+                 "anon_read", "anon_save", "anon_end", "session_data"),
                 publish=True, subscribe=False, info=False),
     "dashboard": Role("dashboard", "sessionwatch-dashboard", (), publish=False, subscribe=True, info=True),
     "admin": Role("admin", "sessionwatch-admin", ("logout", "logout_user", "sweep"),
@@ -106,6 +107,7 @@ def key_patterns(schema: Schema) -> list[str]:
         esc.events, esc.event_seq, esc.idx_expiry, esc.idx_seen, esc.idx_login, esc.idx_ended,
         esc.idx_search, esc.stats_app, esc.stats_type, esc.minute_counter("logins", "*"),  # type: ignore[arg-type]
         esc.minute_counter("ends", "*"), esc.marker,  # type: ignore[arg-type]
+        esc.anonymous("*"), esc.idx_anonymous,
     ]
 
 

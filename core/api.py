@@ -67,10 +67,14 @@ class StoreAPI:
     # --- writes ---------------------------------------------------------------------------
     def login(self, username: str, *, app: str, type: str = "web", ip: str | None = None,
               user_agent: str | None = None, email: str | None = None, department: str | None = None,
-              metadata: Mapping[str, object] | None = None, actor: str | None = None) -> Any:
-        """Create a session; returns ``(Session, token)``. Only the session id is stored."""
+              metadata: Mapping[str, object] | None = None, actor: str | None = None,
+              data: Mapping[str, str] | None = None, anonymous: str | None = None) -> Any:
+        """Create a session; returns ``(Session, token)``. Only the session id is stored.
+        ``data`` (encoded web-framework session data) is stored with it; ``anonymous`` names
+        an anonymous session (by its token) that this login replaces in the same script."""
         return self._run(plans.login(self.ctx, username, app=app, type=type, ip=ip, user_agent=user_agent,
-                                     email=email, department=department, metadata=metadata, actor=actor))
+                                     email=email, department=department, metadata=metadata, actor=actor,
+                                     data=data, anonymous=anonymous))
 
     def validate(self, token: object) -> Any:
         """The active session for a token, or ``None``; slides idle expiry (throttled),
@@ -99,6 +103,25 @@ class StoreAPI:
     def adopt(self, sid: str, fields: Mapping[str, str] | None = None, *, actor: str = "import") -> Any:
         """Index a session written by another app, or restore one from a backup."""
         return self._run(plans.adopt(self.ctx, sid, fields, actor=actor))
+
+    # --- web-framework session data and anonymous sessions --------------------------------
+    def save_data(self, sid: str, sets: Mapping[str, str], deletes: tuple[str, ...] = ()) -> Any:
+        """Change a user session's web-framework data; ``False`` if it is no longer active."""
+        return self._run(plans.save_data(self.ctx, sid, sets, deletes))
+
+    def read_anonymous(self, token: object) -> Any:
+        """The :class:`~core.plans.Anonymous` session a token names, or ``None``."""
+        return self._run(plans.read_anonymous(self.ctx, token))
+
+    def save_anonymous(self, token: str | None, sets: Mapping[str, str], deletes: tuple[str, ...] = (),
+                       *, app: str = "", replaces: str | None = None) -> Any:
+        """Write an anonymous session's data, creating it (new token) when needed; returns
+        an :class:`~core.plans.AnonymousSaved`."""
+        return self._run(plans.save_anonymous(self.ctx, token, sets, deletes, app=app, replaces=replaces))
+
+    def end_anonymous(self, token: object) -> Any:
+        """End an anonymous session; returns whether it existed."""
+        return self._run(plans.end_anonymous(self.ctx, token))
 
     # --- reads ----------------------------------------------------------------------------
     def get(self, sid: str) -> Any:

@@ -39,3 +39,12 @@ class InvalidInput(StoreError, ValueError):
         super().__init__(f"{field}: {problem}")
         self.field = field
         self.problem = problem
+
+
+class DataTooLarge(StoreError, ValueError):
+    """Session data would exceed :attr:`core.Policy.data_max_bytes`; nothing was written."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(f"session data would be {size} bytes; the limit is {limit}")
+        self.size = size
+        self.limit = limit

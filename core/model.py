@@ -304,6 +304,8 @@ class Stats:
     """Oldest first; the last element is the current minute."""
     ends_per_minute: list[int]
     mode: str = "index"
+    anonymous: int = 0
+    """Anonymous sessions (data kept before login) within their idle time."""
 
 
 @dataclass(frozen=True, slots=True)

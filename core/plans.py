@@ -16,7 +16,7 @@ from typing import Any
 import redis.exceptions
 
 from . import validation as check
-from .errors import InvalidInput, SessionNotFound, StoreError
+from .errors import DataTooLarge, InvalidInput, SessionNotFound, StoreError
 from .model import (
     ACTIVE,
     INACTIVE,
@@ -35,7 +35,7 @@ from .model import (
 )
 from .policy import Policy
 from .schema import SEARCH_APP, SEARCH_IP, SEARCH_SID, SEARCH_USER, Schema
-from .tokens import new_token, sid_from_token
+from .tokens import anon_id_from_token, new_anon_token, new_token, sid_from_token
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,7 +162,11 @@ def _is_collision(exc: BaseException) -> bool:
 
 def login(ctx: Context, username: str, *, app: str, type: str = "web", ip: str | None = None,
           user_agent: str | None = None, email: str | None = None, department: str | None = None,
-          metadata: Mapping[str, object] | None = None, actor: str | None = None) -> Plan:
+          metadata: Mapping[str, object] | None = None, actor: str | None = None,
+          data: Mapping[str, str] | None = None, anonymous: str | None = None) -> Plan:
+    """Create a session. ``data``: web-framework session data (``d:<key>`` fields, already
+    encoded) stored with it; ``anonymous``: the token of an anonymous session this login
+    replaces, deleted in the same script (its data is what ``data`` carries over)."""
     username = check.text("username", username)
     app = check.text("app", app)
     if "|" in app:
@@ -175,6 +179,11 @@ def login(ctx: Context, username: str, *, app: str, type: str = "web", ip: str |
     meta = check.metadata(metadata)
     actor = check.text("actor", actor, required=False) or username
     policy = ctx.policy
+    data_fields = _data_fields(ctx, data)
+    anon_keys: list[str] = []
+    aid = anon_id_from_token(anonymous) if anonymous is not None else None
+    if aid is not None:
+        anon_keys = [ctx.schema.anonymous(aid), ctx.schema.idx_anonymous]
     for _attempt in range(3):
         token, sid = new_token(username)
         now = float(fmt_time(ctx.clock()))
@@ -185,11 +194,16 @@ def login(ctx: Context, username: str, *, app: str, type: str = "web", ip: str |
             login_time=now, last_seen=now, expires_at=expires_at, max_expires_at=max_expires_at,
             status=ACTIVE, email=email, department=department, metadata=meta,
         )
+        event = {"ts": now, "kind": "login", "sid": sid, "username": username, "app": app,
+                 "actor": actor, "ip": ip, "type": stype}
+        if aid is not None:
+            event["from_anonymous"] = True
+        request = ctx.write("login", now, actor, sid, username, app, stype, ip, fmt_time(expires_at),
+                            _json(event), _json(cache_summary(session)),
+                            *session_fields(session, policy), *data_fields)
+        request.keys.extend(anon_keys)
         try:
-            yield ctx.write("login", now, actor, sid, username, app, stype, ip, fmt_time(expires_at),
-                            _json({"ts": now, "kind": "login", "sid": sid, "username": username,
-                                   "app": app, "actor": actor, "ip": ip, "type": stype}),
-                            _json(cache_summary(session)), *session_fields(session, policy))
+            yield request
         except redis.exceptions.ResponseError as exc:
             if _is_collision(exc):
                 continue
@@ -490,6 +504,7 @@ def stats(ctx: Context, *, minutes: int = 30) -> Plan:
         ("HGETALL", s.stats_type),
         ("MGET", *[s.minute_counter("logins", m) for m in mins]),
         ("MGET", *[s.minute_counter("ends", m) for m in mins]),
+        ("ZCOUNT", s.idx_anonymous, f"({now}", "+inf"),
     ])
     ctx.indexed = bool(_ok(replies[0], 0))
 
@@ -499,12 +514,14 @@ def stats(ctx: Context, *, minutes: int = 30) -> Plan:
     active, due, ended = (_int(_ok(r, 0)) for r in replies[1:4])
     if not ctx.indexed:
         return Stats(active=len(ctx.scan.sids), ended=0, expired_pending=0, by_app={}, by_type={},
-                     logins_per_minute=[0] * minutes, ends_per_minute=[0] * minutes, mode="scan")
+                     logins_per_minute=[0] * minutes, ends_per_minute=[0] * minutes, mode="scan",
+                     anonymous=_int(_ok(replies[8], 0)))
     return Stats(
         active=max(0, active - due), ended=ended, expired_pending=due,
         by_app=counts(replies[4]), by_type=counts(replies[5]),
         logins_per_minute=[_int(v) for v in _ok(replies[6], [])],
         ends_per_minute=[_int(v) for v in _ok(replies[7], [])],
+        anonymous=_int(_ok(replies[8], 0)),
     )
 
 
@@ -656,4 +673,170 @@ def adopt(ctx: Context, sid: str, fields: Mapping[str, str] | None = None, *, ac
         args += [check.text("field", k, limit=64), check.text(f"fields.{k}", v, required=False, limit=4096)]
     reply = yield ctx.write("adopt", ctx.clock(), actor, sid, *args)
     ctx.indexed = True
+    return bool(reply)
+
+
+# --- web-framework session data and anonymous sessions --------------------------------------
+
+DATA_PREFIX = "d:"
+"""A web framework's session key ``k`` is stored as field ``d:k`` of the session hash (or of
+the anonymous session hash): apart from the profile fields and metadata, whose names
+cannot contain ``:``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Anonymous:
+    """An anonymous session: data kept for a visitor who has not logged in."""
+
+    aid: str
+    data: dict[str, str]
+    """Stored values by session key (still encoded, as the framework wrote them)."""
+    app: str = ""
+    created_at: float | None = None
+    last_seen: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AnonymousSaved:
+    token: str | None
+    """The token of the anonymous session now holding the data; ``None`` if it ended."""
+    aid: str | None
+    created: bool
+    """A new anonymous session (and token) was made: the client needs the new cookie."""
+
+
+def data_of(fields: Mapping[str, str]) -> dict[str, str]:
+    """Session data (by framework key) from a session or anonymous hash's fields."""
+    n = len(DATA_PREFIX)
+    return {k[n:]: v for k, v in fields.items() if k.startswith(DATA_PREFIX)}
+
+
+def _data_fields(ctx: Context, data: Mapping[str, str] | None) -> list[str]:
+    out: list[str] = []
+    total = 0
+    for key, value in (data or {}).items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidInput("data", "keys and encoded values must be text")
+        name = DATA_PREFIX + key
+        total += _nbytes(name) + _nbytes(value)
+        out += [name, value]
+    limit = ctx.policy.data_max_bytes
+    if total > limit:
+        raise DataTooLarge(total, limit)
+    return out
+
+
+def _nbytes(text: str) -> int:
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
+def _changes(sets: Mapping[str, str], deletes: list[str] | tuple[str, ...] | set[str]) -> list[str]:
+    out: list[str] = [str(len(sets))]
+    for key, value in sets.items():
+        if not isinstance(key, str) or not isinstance(value, str):
+            raise InvalidInput("data", "keys and encoded values must be text")
+        out += [DATA_PREFIX + key, value]
+    out += [DATA_PREFIX + key for key in deletes if key not in sets]
+    return out
+
+
+TOO_BIG = "TOOBIG"
+"""Error the data scripts return when the data would pass the size cap (nothing written)."""
+
+
+def _too_large(ctx: Context, exc: BaseException) -> DataTooLarge | None:
+    if isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith(TOO_BIG):
+        try:
+            size = int(str(exc).split()[1])
+        except (IndexError, ValueError):
+            size = -1
+        return DataTooLarge(size, ctx.policy.data_max_bytes)
+    return None
+
+
+def read_anonymous(ctx: Context, token: object) -> Plan:
+    """The anonymous session a token names, or ``None``; slides its idle expiry (server
+    clock) at most once per touch interval. One round trip; none for a malformed token."""
+    aid = anon_id_from_token(token)
+    if aid is None:
+        return None
+    s, p = ctx.schema, ctx.policy
+    reply = yield Script("anon_read", [s.anonymous(aid), s.idx_anonymous],
+                         [aid, p.touch_interval, p.anonymous_idle_ttl])
+    if not reply:
+        return None
+    fields = pairs_to_dict(reply)
+    return Anonymous(aid, data_of(fields), fields.get("app", ""), _float(fields.get("created_at")),
+                     _float(fields.get("last_seen")))
+
+
+def _float(value: Any) -> float | None:
+    try:
+        out = float(value)
+    except (TypeError, ValueError):
+        return None
+    return out if out == out and out not in (float("inf"), float("-inf")) else None
+
+
+def save_anonymous(ctx: Context, token: str | None, sets: Mapping[str, str], deletes: tuple[str, ...] = (),
+                   *, app: str = "", replaces: str | None = None) -> Plan:
+    """Write data to the anonymous session ``token`` names, or (no token, or that session
+    is gone) to a new one, created in the same call. ``replaces``: the token of an
+    anonymous session to delete in the same call (``session.clear()`` then new data)."""
+    s, p = ctx.schema, ctx.policy
+    app = check.text("app", app, required=False)
+    changes = _changes(sets, deletes)
+    aid = anon_id_from_token(token) if token is not None else None
+    old = anon_id_from_token(replaces) if replaces is not None else None
+    extra_keys = [s.anonymous(old)] if old is not None and old != aid else []
+    old_arg = old if extra_keys else ""
+    if aid is not None:
+        try:
+            reply = yield Script("anon_save", [s.anonymous(aid), s.idx_anonymous, *extra_keys],
+                                 [aid, "update", p.anonymous_idle_ttl, p.data_max_bytes, app, old_arg,
+                                  *changes])
+        except redis.exceptions.ResponseError as exc:
+            raise (_too_large(ctx, exc) or exc) from None
+        if reply == 1:
+            return AnonymousSaved(token, aid, False)
+        if reply == 2:
+            return AnonymousSaved(None, None, False)
+        # Gone (idle expiry, or ended elsewhere): a new session for what this request wrote.
+        changes = _changes(sets, ())
+    if not sets:
+        return AnonymousSaved(None, None, False)
+    for _attempt in range(3):
+        new, new_aid = new_anon_token()
+        try:
+            yield Script("anon_save", [s.anonymous(new_aid), s.idx_anonymous, *extra_keys],
+                         [new_aid, "new", p.anonymous_idle_ttl, p.data_max_bytes, app, old_arg, *changes])
+        except redis.exceptions.ResponseError as exc:
+            if _is_collision(exc):
+                continue
+            raise (_too_large(ctx, exc) or exc) from None
+        return AnonymousSaved(new, new_aid, True)
+    raise StoreError("could not allocate a unique anonymous session id")
+
+
+def end_anonymous(ctx: Context, token: object) -> Plan:
+    """End an anonymous session; idempotent. Returns whether it existed."""
+    aid = anon_id_from_token(token)
+    if aid is None:
+        return False
+    s = ctx.schema
+    reply = yield Script("anon_end", [s.anonymous(aid), s.idx_anonymous], [aid])
+    return bool(reply)
+
+
+def save_data(ctx: Context, sid: str, sets: Mapping[str, str], deletes: tuple[str, ...] = ()) -> Plan:
+    """Change the web-framework data of an active user session (one script, no event).
+    Returns ``False`` if the session is no longer active (nothing is written then)."""
+    sid = check.sid(sid)
+    changes = _changes(sets, deletes)
+    if changes == ["0"]:
+        return True
+    try:
+        reply = yield Script("session_data", [ctx.schema.session(sid)], [ctx.policy.data_max_bytes, *changes])
+    except redis.exceptions.ResponseError as exc:
+        raise (_too_large(ctx, exc) or exc) from None
     return bool(reply)

@@ -44,10 +44,17 @@ class Policy:
     survive a failover. 0 keeps Redis's asynchronous replication."""
     replica_timeout_ms: int = 1000
     """How long ``WAIT`` may block for ``replica_acks``."""
+    anonymous_idle_ttl: int = 1800
+    """Seconds of inactivity after which an anonymous session (data kept before login)
+    expires: the Redis TTL of its key, by the server's clock."""
+    data_max_bytes: int = 16_384
+    """Cap on a session's web-framework data (field names plus encoded values, in bytes),
+    anonymous or logged in; checked inside the scripts that write it."""
 
     def __post_init__(self) -> None:
         for name in ("idle_ttl", "absolute_ttl", "touch_interval", "ended_retention",
-                     "history_retention", "history_max", "event_log_max", "cache_ttl"):
+                     "history_retention", "history_max", "event_log_max", "cache_ttl",
+                     "anonymous_idle_ttl", "data_max_bytes"):
             value = getattr(self, name)
             if not isinstance(value, int) or value <= 0:
                 raise InvalidInput(name, f"must be a positive whole number, got {value!r}")

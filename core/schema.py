@@ -89,6 +89,16 @@ class Schema:
         """Per-minute counter of ``kind`` (``logins`` or ``ends``), self-expiring."""
         return f"{self.prefix}stats:{kind}:{minute}"
 
+    # --- anonymous sessions (data before login, never listed as user sessions) ----------
+    def anonymous(self, aid: str) -> str:
+        """Hash of one anonymous session: its data fields (``d:<key>``) and timestamps."""
+        return f"{self.prefix}anon:{aid}"
+
+    @property
+    def idx_anonymous(self) -> str:
+        """Anonymous session ids by idle deadline (server clock): counted, trimmed on write."""
+        return f"{self.prefix}idx:anonymous"
+
     @property
     def marker(self) -> str:
         """Present once sessionwatch has written its indexes into this Redis."""

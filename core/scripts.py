@@ -1,5 +1,6 @@
 """Loads the Lua scripts under ``core/lua``: each write script is the shared prelude
-(``common.lua``) plus its body; ``validate.lua`` stands alone to stay lean."""
+(``common.lua``) plus its body; ``validate.lua`` and the session-data scripts (anonymous
+sessions, web-framework data) stand alone to stay lean."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from functools import cache
 from importlib import resources
 
 WRITE_SCRIPTS = ("login", "logout", "logout_user", "update_profile", "sweep", "adopt")
-STANDALONE_SCRIPTS = ("validate",)
+STANDALONE_SCRIPTS = ("validate", "anon_read", "anon_save", "anon_end", "session_data")
 
 
 def _read(name: str) -> str:

@@ -51,3 +51,26 @@ def same_sid(a: str, b: str) -> bool:
 def short_id(sid: str) -> str:
     """What the dashboard shows: enough to tell sessions apart, never enough to use one."""
     return sid[:8]
+
+
+# Anonymous sessions (data kept before login) get tokens of their own shape, so one
+# cookie can carry either kind and the kind is known without a Redis call. Their ids are
+# hashed like user session ids; the "anon" tag is not hex, so the two never collide.
+ANON_TAG = "anon"
+_ANON_RE = re.compile(r"^anon\.([A-Za-z0-9_-]{43})$")
+
+
+def new_anon_token() -> tuple[str, str]:
+    """Return ``(token, aid)`` for a new anonymous session."""
+    secret = secrets.token_urlsafe(SECRET_BYTES)
+    return f"{ANON_TAG}.{secret}", hashlib.sha256(secret.encode("ascii")).hexdigest()[:32]
+
+
+def anon_id_from_token(token: object) -> str | None:
+    """The anonymous session id a token refers to, or ``None`` if it is not one."""
+    if not isinstance(token, str):
+        return None
+    match = _ANON_RE.match(token)
+    if match is None:
+        return None
+    return hashlib.sha256(match.group(1).encode("ascii")).hexdigest()[:32]

@@ -6,6 +6,8 @@
 local G_EVENTS, G_SEQ, G_EXP, G_SEEN, G_LOGIN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local G_ENDED, G_SEARCH, G_APP, G_TYPE, G_MARKER = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local K_LOGINS_MIN, K_ENDS_MIN = KEYS[11], KEYS[12]
+-- Optional, login only: the anonymous session this login replaces, and the anonymous index.
+local K_ANON, K_ANON_IDX = KEYS[13], KEYS[14]
 
 local CHANNEL = ARGV[1]
 local P_SESSION, P_CACHE, P_HISTORY, P_ACTIVE = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -129,4 +131,13 @@ local function end_session(sid, reason, kind, actor)
   redis.call('SET', P_CACHE .. sid, summary(sid, v), 'XX', 'KEEPTTL')
   emit(kind, sid, username, app, actor, {reason = reason})
   return true
+end
+
+-- A login that turns an anonymous session into a user session deletes the anonymous one
+-- in the same call (its data is carried over by the login's fields).
+local function drop_anonymous()
+  if K_ANON then
+    redis.call('DEL', K_ANON)
+    redis.pcall('ZREM', K_ANON_IDX, string.match(K_ANON, '([^:]*)$'))
+  end
 end

@@ -39,6 +39,7 @@ redis.call('HINCRBY', G_TYPE, stype, 1)
 count_minute(K_LOGINS_MIN)
 redis.call('SET', G_MARKER, '1')
 redis.call('SET', P_CACHE .. sid, cache_json, 'EX', CACHE_TTL)
+drop_anonymous()
 emit_body(event_body)
 
 -- Per-user cap: drop stale members, end expired ones, then the oldest beyond the cap.
