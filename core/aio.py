@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 import redis.asyncio
 import redis.exceptions
 
 from .api import StoreAPI, replicated
-from .connection import REDIS_ERRORS, async_client, map_error, outage_reply, raise_outage
-from .plans import Commands, Plan, Script
+from .connection import (
+    REDIS_ERRORS,
+    async_client,
+    map_error,
+    outage_reply,
+    raise_outage,
+    retryable_failure,
+)
+from .errors import StoreUnavailable
+from .plans import Commands, Plan, Script, retryable
 
 
 class AsyncSessionStore(StoreAPI):
@@ -37,11 +47,40 @@ class AsyncSessionStore(StoreAPI):
             pipe.execute_command(*cmd)
         return raise_outage(await pipe.execute(raise_on_error=False))
 
+    async def _attempt(self, request: Script | Commands, deadline: float) -> Any:
+        """``_execute``, retried after a broken connection if the request is a read and
+        a whole further try still fits before ``deadline``."""
+        opts = self.options
+        failures = 0
+        while True:
+            try:
+                return await self._execute(request)
+            except REDIS_ERRORS as exc:
+                failures += 1
+                if (opts is None or failures > opts.retries or not retryable(request)
+                        or not retryable_failure(exc)):
+                    raise
+                pause = opts.backoff(failures)
+                if time.monotonic() + pause + opts.per_try_seconds > deadline:
+                    raise
+                await asyncio.sleep(pause)
+
     async def _drive(self, plan: Plan, request: Script | Commands) -> Any:
+        opts = self.options
+        if opts is None:
+            return await self._steps(plan, request, float("inf"))
+        # The bound is a deadline here: the pool wait, handshakes and retries all count.
+        try:
+            async with asyncio.timeout(opts.worst_case_seconds):
+                return await self._steps(plan, request, time.monotonic() + opts.worst_case_seconds)
+        except TimeoutError:
+            raise StoreUnavailable(f"Redis did not answer within {opts.worst_case_seconds:g} s") from None
+
+    async def _steps(self, plan: Plan, request: Script | Commands, deadline: float) -> Any:
         try:
             while True:
                 try:
-                    reply = await self._execute(request)
+                    reply = await self._attempt(request, deadline)
                 except redis.exceptions.ResponseError as exc:
                     if outage_reply(exc):
                         raise  # BUSY, MISCONF...: the store is unavailable, not the request wrong

@@ -24,6 +24,9 @@ class StoreAPI:
     """Operations on sessions. Every write is one Lua script call: one round trip."""
 
     ctx: Context
+    options: ConnectOptions | None = None
+    """Timeouts and retries of a store made by :meth:`from_url`; ``None`` for a client
+    passed in (its own timeouts apply, and nothing is retried)."""
 
     def __init__(self, client: Any, *, prefix: str = "", policy: Policy | None = None,
                  clock: Callable[[], float] | None = None) -> None:
@@ -42,7 +45,9 @@ class StoreAPI:
                  clock: Callable[[], float] | None = None, options: ConnectOptions | None = None) -> Self:
         """Connect lazily to ``url`` (redis://, rediss://, unix://) with explicit timeouts
         and retries (:class:`~core.connection.ConnectOptions`)."""
-        return cls(cls._connect(url, options), prefix=prefix, policy=policy, clock=clock)
+        store = cls(cls._connect(url, options), prefix=prefix, policy=policy, clock=clock)
+        store.options = options or ConnectOptions()
+        return store
 
     def _run(self, plan: plans.Plan) -> Any:  # pragma: no cover - provided by subclasses
         raise NotImplementedError

@@ -1,21 +1,21 @@
-"""Building redis-py clients with explicit timeouts and retries, and mapping their errors.
+"""Building redis-py clients with explicit timeouts, and mapping their errors.
 
-redis-py 8.1 defaults to 10 retries and 5 s socket timeouts (over a minute before a
-frozen server raises); sessionwatch sets both, so a call fails within
-:attr:`ConnectOptions.worst_case_seconds`.
+redis-py 8.1 defaults to 5 s socket timeouts and, on a client, 10 retries (over a minute
+before a frozen server raises); a ``retry`` given to a client whose pool is passed in
+is not applied to the pool's connections. So sessionwatch sets the timeouts on the pool
+and retries reads itself (core.store, core.aio), and a call fails within
+:attr:`ConnectOptions.worst_case_seconds`, pool wait included.
 """
 
 from __future__ import annotations
 
+import random
 import urllib.parse
 from dataclasses import dataclass
 from typing import Any
 
 import redis
 import redis.asyncio
-import redis.asyncio.retry
-import redis.retry
-from redis.backoff import ExponentialWithJitterBackoff
 
 from . import sentinel
 from .errors import InvalidInput, PermissionDenied, StoreError, StoreUnavailable
@@ -28,19 +28,32 @@ class ConnectOptions:
     socket_timeout: float = 1.0
     """Seconds one command may wait for its reply."""
     connect_timeout: float = 1.0
-    retries: int = 2
-    """Retries after a connection error or timeout (redis-py Retry, jittered backoff)."""
+    retries: int = 1
+    """Retries of a read (and of validate) after a connection error or timeout, with
+    jittered exponential backoff. Writes are never retried: a write that timed out may
+    or may not have happened (README, Reliability)."""
     backoff_base: float = 0.05
     backoff_cap: float = 0.5
     max_connections: int = 20
-    pool_timeout: float = 5.0
-    """Seconds a caller waits for a free pooled connection (blocking pool)."""
+    pool_timeout: float = 1.0
+    """Seconds a caller waits for a free pooled connection (blocking pool); counted in
+    :attr:`worst_case_seconds`, so more callers than connections still fail in time."""
+
+    @property
+    def per_try_seconds(self) -> float:
+        """One attempt: the wait for a pooled connection, connecting, a new connection's
+        handshake and the command itself (each reply waits up to ``socket_timeout``)."""
+        return self.pool_timeout + self.connect_timeout + 2 * self.socket_timeout
 
     @property
     def worst_case_seconds(self) -> float:
-        """Upper bound on how long one call can take before it raises StoreUnavailable."""
-        per_try = max(self.socket_timeout, self.connect_timeout)
-        return (self.retries + 1) * per_try + self.retries * self.backoff_cap
+        """Upper bound on how long one call can take before it raises StoreUnavailable,
+        however many callers share the pool (the asyncio store enforces it as a deadline)."""
+        return (self.retries + 1) * self.per_try_seconds + self.retries * self.backoff_cap
+
+    def backoff(self, failures: int) -> float:
+        """Seconds to wait before retry number ``failures`` (full jitter, capped)."""
+        return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2 ** failures))
 
 
 def _client_kwargs(opts: ConnectOptions) -> dict[str, Any]:
@@ -62,7 +75,7 @@ def _ambiguous_credentials(url: str) -> bool:
     if not sep:
         return False
     end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-    return "@" in rest[end:] and scheme in ("redis", "rediss")
+    return "@" in rest[end:] and scheme in ("redis", "rediss", *sentinel.SCHEMES)
 
 
 def _check_url(url: str) -> None:
@@ -90,24 +103,34 @@ def _from_url(pool_class: Any, url: str, opts: ConnectOptions) -> Any:
 
 def sync_client(url: str, opts: ConnectOptions | None = None) -> redis.Redis:
     opts = opts or ConnectOptions()
-    retry = redis.retry.Retry(ExponentialWithJitterBackoff(opts.backoff_cap, opts.backoff_base), opts.retries)
     if sentinel.is_sentinel_url(url):
         _check_url(url)
-        return sentinel.sync_client(sentinel.parse_url(url), _client_kwargs(opts), retry)
-    pool = _from_url(redis.BlockingConnectionPool, url, opts)
-    return redis.Redis(connection_pool=pool, retry=retry)
+        # no redis-py retry: the stores retry reads themselves (see the module docstring)
+        return sentinel.sync_client(sentinel.parse_url(url), _client_kwargs(opts), None)
+    return redis.Redis(connection_pool=_from_url(redis.BlockingConnectionPool, url, opts))
 
 
 def async_client(url: str, opts: ConnectOptions | None = None) -> redis.asyncio.Redis:
     opts = opts or ConnectOptions()
-    retry = redis.asyncio.retry.Retry(
-        ExponentialWithJitterBackoff(opts.backoff_cap, opts.backoff_base), opts.retries
-    )
     if sentinel.is_sentinel_url(url):
         _check_url(url)
-        return sentinel.async_client(sentinel.parse_url(url), _client_kwargs(opts), retry)
-    pool = _from_url(redis.asyncio.BlockingConnectionPool, url, opts)
-    return redis.asyncio.Redis(connection_pool=pool, retry=retry)
+        return sentinel.async_client(sentinel.parse_url(url), _client_kwargs(opts), None)
+    return redis.asyncio.Redis(connection_pool=_from_url(redis.asyncio.BlockingConnectionPool, url, opts))
+
+
+def _redact_query(query: str) -> str:
+    params = [(k, "***" if "password" in k.lower() else v)
+              for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)]
+    return urllib.parse.urlencode(params, safe="*/") if params else ""
+
+
+def _opaque(scheme: str, rest: str) -> str:
+    """A URL that cannot be parsed reliably: everything before its last ``@`` hidden, no
+    fragment, password-like query parameters hidden."""
+    where = rest.rsplit("@", 1)[-1].split("#", 1)[0]
+    where, _, query = where.partition("?")
+    query = _redact_query(query)
+    return f"{scheme}://{'***@' if '@' in rest else ''}{where}" + (f"?{query}" if query else "")
 
 
 def redact_url(url: str) -> str:
@@ -121,28 +144,29 @@ def redact_url(url: str) -> str:
     scheme, sep, rest = url.partition("://")
     if not sep:
         return "<unparseable url>"
-    if _ambiguous_credentials(url) or "#" in rest:
-        return f"{scheme}://***@{rest.rsplit('@', 1)[-1]}" if "@" in rest else f"{scheme}://<unparseable>"
+    if _ambiguous_credentials(url) or "#" in rest or scheme not in ("redis", "rediss", "unix"):
+        return _opaque(scheme, rest)
     try:
         kw = redis.connection.parse_url(url)
     except (ValueError, TypeError):
-        return f"{scheme}://***@{rest.rsplit('@', 1)[-1]}" if "@" in rest else f"{scheme}://<unparseable>"
+        return _opaque(scheme, rest)
     user = urllib.parse.quote(kw.get("username") or "", safe="")
     creds = f"{user}:***@" if kw.get("password") else (f"{user}@" if user else "")
     if "@" not in urllib.parse.urlsplit(url).netloc:
         creds = ""  # credentials given as query parameters (unix://...?password=): shown there
-    params = [(k, "***" if k.lower() == "password" else v)
-              for k, v in urllib.parse.parse_qsl(urllib.parse.urlsplit(url).query, keep_blank_values=True)]
+    query = urllib.parse.urlsplit(url).query
     if scheme == "unix":
         where = urllib.parse.quote(str(kw.get("path", "")), safe="/")
-        params = [("db", str(kw.get("db", 0))), *[(k, v) for k, v in params if k != "db"]]
+        others = [(k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k != "db"]
+        query = urllib.parse.urlencode([("db", str(kw.get("db", 0))), *others])
     else:
         host = str(kw.get("host", ""))
         host = f"[{host}]" if ":" in host else urllib.parse.quote(host, safe=".-_~")
         where = f"{host}:{kw['port']}" if "port" in kw else host
         where += f"/{kw['db']}" if "db" in kw else ""
-        params = [(k, v) for k, v in params if k != "db"]
-    query = urllib.parse.urlencode(params, safe="*/") if params else ""
+        query = urllib.parse.urlencode([(k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
+                                        if k != "db"])
+    query = _redact_query(query)
     return f"{scheme}://{creds}{where}" + (f"?{query}" if query else "")
 
 
@@ -184,6 +208,19 @@ def outage_reply(reply: object) -> bool:
     if isinstance(reply, redis.exceptions.BusyLoadingError | redis.exceptions.MasterDownError):
         return True
     return str(reply).split(" ", 1)[0] in _OUTAGE_REPLIES
+
+
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError,
+                                                     redis.exceptions.TimeoutError, OSError)
+"""Failures worth one more try of a read: the connection broke or timed out."""
+
+
+def retryable_failure(exc: BaseException) -> bool:
+    """A broken or timed-out connection, but not an empty pool (waiting again would only
+    spend the budget) nor a refused login (a retry cannot fix credentials)."""
+    if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
+        return False
+    return isinstance(exc, RETRYABLE_ERRORS) and "No connection available" not in str(exc)
 
 
 def raise_outage(replies: list[Any]) -> list[Any]:

@@ -49,13 +49,27 @@ class Script:
 
 @dataclass(frozen=True, slots=True)
 class Commands:
-    """Send commands in one round trip (a non-transactional pipeline). The reply is a
-    list with one entry per command; a failed command's entry is its exception."""
+    """Send read commands in one round trip (a non-transactional pipeline). The reply is
+    a list with one entry per command; a failed command's entry is its exception. Being
+    reads, they are sent again after a broken connection (:func:`retryable`); writes go
+    through scripts."""
 
     commands: list[tuple[Any, ...]]
 
 
 Request = Script | Commands
+
+RETRYABLE_SCRIPTS = frozenset({"validate"})
+"""Scripts safe to run twice (validate only slides the idle expiry). Other writes are
+never retried: one that timed out may have happened, and a second login would leave an
+orphan session."""
+
+
+def retryable(request: Request) -> bool:
+    """Whether a request may be sent again after a broken connection: reads, and validate."""
+    if isinstance(request, Script):
+        return request.name in RETRYABLE_SCRIPTS
+    return True
 Plan = Generator[Request, Any, Any]
 
 SORTS = {"last_seen": "seen", "login_time": "login", "expires_at": "expiry"}

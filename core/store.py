@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import redis
 
 from .api import StoreAPI, replicated
-from .connection import REDIS_ERRORS, map_error, outage_reply, raise_outage, sync_client
-from .plans import Commands, Plan, Script
+from .connection import REDIS_ERRORS, map_error, outage_reply, raise_outage, retryable_failure, sync_client
+from .plans import Commands, Plan, Script, retryable
 
 
 class SessionStore(StoreAPI):
@@ -36,12 +37,32 @@ class SessionStore(StoreAPI):
             pipe.execute_command(*cmd)
         return raise_outage(pipe.execute(raise_on_error=False))
 
+    def _attempt(self, request: Script | Commands, deadline: float) -> Any:
+        """``_execute``, retried after a broken connection if the request is a read and
+        a whole further try still fits before ``deadline``."""
+        opts = self.options
+        failures = 0
+        while True:
+            try:
+                return self._execute(request)
+            except REDIS_ERRORS as exc:
+                failures += 1
+                if (opts is None or failures > opts.retries or not retryable(request)
+                        or not retryable_failure(exc)):
+                    raise
+                pause = opts.backoff(failures)
+                if time.monotonic() + pause + opts.per_try_seconds > deadline:
+                    raise
+                time.sleep(pause)
+
     def _run(self, plan: Plan) -> Any:
+        opts = self.options
+        deadline = time.monotonic() + (opts.worst_case_seconds if opts else 0.0)
         try:
             request = next(plan)
             while True:
                 try:
-                    reply = self._execute(request)
+                    reply = self._attempt(request, deadline)
                 except redis.exceptions.ResponseError as exc:
                     if outage_reply(exc):
                         raise  # BUSY, MISCONF...: the store is unavailable, not the request wrong
