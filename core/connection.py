@@ -164,8 +164,8 @@ def redact_url(url: str) -> str:
         host = f"[{host}]" if ":" in host else urllib.parse.quote(host, safe=".-_~")
         where = f"{host}:{kw['port']}" if "port" in kw else host
         where += f"/{kw['db']}" if "db" in kw else ""
-        query = urllib.parse.urlencode([(k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True)
-                                        if k != "db"])
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        query = urllib.parse.urlencode([(k, v) for k, v in pairs if k != "db"])
     query = _redact_query(query)
     return f"{scheme}://{creds}{where}" + (f"?{query}" if query else "")
 
