@@ -67,7 +67,7 @@ ROLES: dict[str, Role] = {
                  "anon_read", "anon_save", "anon_end", "session_data"),
                 publish=True, subscribe=False, info=False),
     "dashboard": Role("dashboard", "sessionwatch-dashboard", (), publish=False, subscribe=True, info=True),
-    "admin": Role("admin", "sessionwatch-admin", ("logout", "logout_user", "sweep"),
+    "admin": Role("admin", "sessionwatch-admin", ("logout", "logout_user", "sweep", "audit"),
                   publish=True, subscribe=True, info=True),
 }
 

@@ -128,6 +128,11 @@ class StoreAPI:
         """End an anonymous session; returns whether it existed."""
         return self._run(plans.end_anonymous(self.ctx, token))
 
+    def audit(self, kind: str, *, actor: str, ip: str | None = None) -> Any:
+        """Append an event about no session (``ssh_connect`` / ``ssh_disconnect``: who is
+        watching, from where); returns its seq."""
+        return self._run(plans.audit(self.ctx, kind, actor=actor, ip=ip))
+
     # --- reads ----------------------------------------------------------------------------
     def get(self, sid: str) -> Any:
         return self._run(plans.get(self.ctx, sid))

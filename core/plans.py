@@ -294,6 +294,19 @@ def update_profile(ctx: Context, sid: str, *, email: str | None = None, departme
     return None
 
 
+AUDIT_KINDS = ("ssh_connect", "ssh_disconnect")
+"""Events about no session: an SSH dashboard opened or closed (``tui.sshd``)."""
+
+
+def audit(ctx: Context, kind: str, *, actor: str, ip: str | None = None) -> Plan:
+    """Append one audit event (``kind`` from :data:`AUDIT_KINDS`); returns its seq."""
+    if kind not in AUDIT_KINDS:
+        raise InvalidInput("kind", f"must be one of {', '.join(AUDIT_KINDS)}, got {str(kind)[:40]!r}")
+    actor = check.text("actor", actor)
+    reply = yield ctx.write("audit", ctx.clock(), actor, kind, check.ip(ip))
+    return int(reply)
+
+
 @dataclass(frozen=True, slots=True)
 class SweepResult:
     expired: int
