@@ -232,6 +232,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     options=connect_options(args))
 
 
+def default_host_key() -> str:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "sessionwatch", "ssh_host_ed25519_key")
+
+
+def cmd_ssh_server(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from .sshd import server as sshd
+    from .sshd.keys import KeyFileError
+
+    config = sshd.ServerConfig(
+        authorized_keys=Path(args.authorized_keys), host_key=Path(args.host_key or default_host_key()),
+        host=args.listen[0], port=args.listen[1], store_url=resolve_url(args),
+        url=args.url if args.url is not None else os.environ.get("REDIS_URL") or DEFAULT_URL,
+        password_file=args.password_file, prefix=args.prefix, timeout=args.timeout, read_only=args.read_only,
+        idle_timeout=args.idle_timeout, max_connections=args.max_connections,
+        max_auth_failures=args.max_auth_failures)
+    sshd.configure_logging()
+    try:
+        return asyncio.run(sshd.serve(config, announce=lambda line: print(safe(line), flush=True)))
+    except KeyFileError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except OSError as exc:
+        raise CliError(f"ssh-server: {exc.strerror or exc}" + (f": {exc.filename}" if exc.filename else "")
+                       ) from None
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:2222, got {text!r}")
+    return host, int(port)
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .simulator import Simulator
 
@@ -633,6 +669,7 @@ COMMANDS = {
     "watch": cmd_watch, "demo": cmd_demo, "simulate": cmd_simulate, "sessions": cmd_sessions,
     "logout": cmd_logout, "events": cmd_events, "stats": cmd_stats, "sweep": cmd_sweep,
     "health": cmd_health, "export": cmd_export, "import": cmd_import, "reindex": cmd_reindex,
+    "ssh-server": cmd_ssh_server,
 }
 
 
@@ -734,6 +771,26 @@ def build_parser() -> argparse.ArgumentParser:
             "Redis written in the classic layout is fully indexed (fast pages, search, stats).")
     p.add_argument("--batch", type=_int_between(1, 10_000), default=500, metavar="N",
                    help="SCAN COUNT per call (default: 500)")
+
+    p = add("ssh-server", "serve the dashboard over SSH (public keys only, a role per key)",
+            "Serve the dashboard to SSH clients: 'ssh -p 2222 host' opens it, with no shell. Only "
+            "the keys in --authorized-keys (OpenSSH format) get in; environment=\"SESSIONWATCH_ROLE="
+            "admin\" in a key's options gives the full dashboard, any other key the read-only one; "
+            "the key's comment names the person in the event log. Each connection runs its own "
+            "dashboard process with this command's connection options.")
+    p.add_argument("--listen", type=_listen_address, default=("127.0.0.1", 2222), metavar="HOST:PORT",
+                   help="address to listen on (default: 127.0.0.1:2222; port 0 picks a free one)")
+    p.add_argument("--authorized-keys", required=True, metavar="FILE",
+                   help="OpenSSH authorized_keys file; re-read when it changes")
+    p.add_argument("--host-key", metavar="FILE",
+                   help="server private key; an ed25519 key is created (mode 600) if missing "
+                        "(default: ~/.config/sessionwatch/ssh_host_ed25519_key)")
+    p.add_argument("--idle-timeout", type=_non_negative_float, default=1800.0, metavar="SECONDS",
+                   help="disconnect after this long without input (default: 1800; 0 = never)")
+    p.add_argument("--max-connections", type=_int_between(1, 10_000), default=16, metavar="N",
+                   help="at most N dashboards at once (default: 16)")
+    p.add_argument("--max-auth-failures", type=_int_between(1, 1000), default=5, metavar="N",
+                   help="failed logins per client address in 5 minutes before it is refused (default: 5)")
     return parser
 
 
