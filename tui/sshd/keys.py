@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 import os
 import re
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import asyncssh
+
+from core.display import display
 
 ROLE_VARIABLE = "SESSIONWATCH_ROLE"
 ROLES = ("viewer", "admin")
@@ -32,13 +33,10 @@ class KeyFileError(ValueError):
 
 def printable(text: object, limit: int = 64, default: str = "?") -> str:
     """Untrusted text (a key comment, an SSH user name, a client version) made safe to
-    log, show and store: control, format (bidi) and unassigned characters become ``?``,
-    whitespace runs one space, at most ``limit`` characters."""
-    chars = ["?" if unicodedata.category(c)[0] == "C" and c not in "\t\n\r" else c for c in str(text)]
-    out = " ".join("".join(chars).split())
-    if len(out) > limit:
-        out = out[: limit - 1] + "…"
-    return out or default
+    log, show and store, through the project's one display path: whitespace runs become
+    one space, controls, bidi and invisible characters visible escapes (``\\x1b``), at
+    most ``limit`` characters."""
+    return str(display(" ".join(str(text).split()), limit)) or default
 
 
 def terminal_type(term: str | None) -> str:
