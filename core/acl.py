@@ -64,7 +64,7 @@ class Role:
 ROLES: dict[str, Role] = {
     "app": Role("app", "sessionwatch-app",
                 ("login", "validate", "logout", "logout_user", "update_profile", "sweep", "adopt",
-                 "anon_read", "anon_save", "anon_end", "session_data"),
+                 "anon_read", "anon_save", "anon_end", "session_data", "adopt_batch"),
                 publish=True, subscribe=False, info=False),
     "dashboard": Role("dashboard", "sessionwatch-dashboard", (), publish=False, subscribe=True, info=True),
     "admin": Role("admin", "sessionwatch-admin", ("logout", "logout_user", "sweep", "audit"),
@@ -82,9 +82,10 @@ READ_COMMANDS = (
 """What the read side (core.plans, core.feed) sends, and a few harmless neighbours."""
 
 CONNECTION_COMMANDS = ("auth", "hello", "ping", "echo", "select", "reset",
-                       "client|setname", "client|getname", "client|id")
+                       "client|setname", "client|getname", "client|id", "multi", "discard")
 """What redis-py sends when it connects. Not CLIENT SETINFO: Redis 7.0 does not know it
-(redis-py ignores its error either way)."""
+(redis-py ignores its error either way). MULTI and DISCARD (never EXEC) let import and
+reindex ask the ACL before writing (core.plans.bulk_preflight): queued commands never run."""
 
 _LUA_CALL = re.compile(r"redis\.p?call\(\s*'([A-Za-z]+)'")
 _GLOB = re.compile(r"([*?\[\]\\])")

@@ -101,9 +101,16 @@ class StoreAPI:
         return self._run(plans.update_profile(self.ctx, sid, email=email, department=department,
                                               metadata=metadata, actor=actor))
 
-    def sweep(self, *, batch: int = plans.SWEEP_BATCH, max_calls: int = 10_000, actor: str = "sweep") -> Any:
-        """End sessions whose expiry passed and purge old history, in bounded batches."""
-        return self._run(plans.sweep(self.ctx, batch=batch, max_calls=max_calls, actor=actor))
+    def sweep(self, *, batch: int = plans.SWEEP_BATCH, max_calls: int | None = 10_000, actor: str = "sweep",
+              on_batch: Callable[[plans.SweepResult], None] | None = None) -> Any:
+        """End sessions whose expiry passed and purge old history, in bounded batches
+        (``max_calls=None``: until none is left); ``on_batch`` sees the totals after each."""
+        return self._run(plans.sweep(self.ctx, batch=batch, max_calls=max_calls, actor=actor,
+                                     on_batch=on_batch))
+
+    def sweep_due(self) -> Any:
+        """(sessions past expiry, ended sessions past retention) right now."""
+        return self._run(plans.sweep_due(self.ctx))
 
     def adopt(self, sid: str, fields: Mapping[str, str] | None = None, *, actor: str = "import") -> Any:
         """Index a session written by another app, or restore one from a backup."""
@@ -175,8 +182,31 @@ class StoreAPI:
     def ping(self) -> Any:
         return self._run(plans.ping(self.ctx))
 
-    def export_sessions(self) -> Any:
-        return self._run(plans.export_sessions(self.ctx))
+    # --- bulk (core.bulk drives these page by page) -----------------------------------------
+    def export_totals(self) -> Any:
+        return self._run(plans.export_totals(self.ctx))
+
+    def export_index_page(self, after: str | None, *, count: int = plans.EXPORT_PAGE) -> Any:
+        return self._run(plans.export_index_page(self.ctx, after, count=count))
+
+    def export_scan_page(self, cursor: str, *, skip_indexed: bool, count: int = plans.EXPORT_PAGE) -> Any:
+        return self._run(plans.export_scan_page(self.ctx, cursor, skip_indexed=skip_indexed, count=count))
+
+    def scan_session_ids(self, cursor: str, *, count: int = plans.EXPORT_PAGE) -> Any:
+        return self._run(plans.scan_session_ids(self.ctx, cursor, count=count))
+
+    def restore_batch(self, records: list[tuple[str, Mapping[str, str]]], *, trust: bool = False,
+                      actor: str = "import") -> Any:
+        """Restore absent sessions from a backup in one call (a :class:`~core.plans.BatchResult`)."""
+        return self._run(plans.restore_batch(self.ctx, records, trust=trust, actor=actor))
+
+    def index_batch(self, sids: list[str], *, actor: str = "reindex") -> Any:
+        """Index other apps' session hashes in one call, never changing them."""
+        return self._run(plans.index_batch(self.ctx, sids, actor=actor))
+
+    def bulk_preflight(self) -> Any:
+        """Raise :class:`PermissionDenied` if this ACL user may not restore or index sessions."""
+        return self._run(plans.bulk_preflight(self.ctx))
 
 
 def replicated(reply: Any, confirmed: Any, wanted: int) -> Any:

@@ -314,21 +314,34 @@ class SweepResult:
     calls: int
 
 
-def sweep(ctx: Context, *, batch: int = SWEEP_BATCH, max_calls: int = 10_000, actor: str = "sweep") -> Plan:
-    """Ends expired sessions and purges old history in bounded batches, one script call each."""
+def sweep(ctx: Context, *, batch: int = SWEEP_BATCH, max_calls: int | None = 10_000, actor: str = "sweep",
+          on_batch: Callable[[SweepResult], None] | None = None) -> Plan:
+    """Ends expired sessions and purges old history in bounded batches, one script call each
+    (``max_calls=None``: until nothing is left). ``on_batch`` gets the running totals after
+    each call: progress, and what was done if the caller is interrupted."""
     if batch < 1 or batch > 1000:
         raise InvalidInput("batch", "must be between 1 and 1000")
     expired = purged = calls = 0
-    while calls < max_calls:
+    while max_calls is None or calls < max_calls:
         now = ctx.clock()
         cutoff = now - ctx.policy.ended_retention
         reply = yield ctx.write("sweep", now, actor, batch, fmt_time(cutoff))
         calls += 1
         expired += int(reply[0])
         purged += int(reply[1])
+        if on_batch is not None:
+            on_batch(SweepResult(expired, purged, calls))
         if not int(reply[2]):
             break
     return SweepResult(expired, purged, calls)
+
+
+def sweep_due(ctx: Context) -> Plan:
+    """(sessions past expiry, ended sessions past retention): what a sweep has to do now."""
+    now = ctx.clock()
+    replies = yield Commands([("ZCOUNT", ctx.schema.idx_expiry, "-inf", now),
+                              ("ZCOUNT", ctx.schema.idx_ended, "-inf", now - ctx.policy.ended_retention)])
+    return int(_ok(replies[0], 0)), int(_ok(replies[1], 0))
 
 
 # --- reads ------------------------------------------------------------------------------
@@ -666,25 +679,168 @@ def ping(ctx: Context) -> Plan:
     return True
 
 
-def export_sessions(ctx: Context, *, batch: int = 500) -> Plan:
-    """Every session hash reachable by SCAN, as plain dicts (JSON-lines backup)."""
-    cursor = 0
-    out: list[dict[str, Any]] = []
-    while True:
-        replies = yield Commands([("SCAN", cursor, "MATCH", ctx.schema.session_pattern, "COUNT", batch,
-                                   "TYPE", "hash")])
-        if isinstance(replies[0], Exception):
-            raise replies[0]
-        cursor, keys = replies[0]
-        sids = [ctx.schema.sid_from_session_key(k) for k in keys]
-        if sids:
-            hashes = yield Commands([("HGETALL", ctx.schema.session(s)) for s in sids])
-            for sid, h in zip(sids, hashes, strict=True):
-                data = pairs_to_dict(_ok(h, {}))
-                if data:
-                    out.append({"sid": sid, "fields": data})
-        if int(cursor) == 0:
-            return out
+# --- bulk: export, import, reindex in bounded pages and batches --------------------------
+
+EXPORT_PAGE = 500
+"""Sessions read per export round trip (one ZRANGEBYLEX or SCAN, then HGETALL each)."""
+BULK_BATCH = 50
+"""Sessions written per ``adopt_batch`` call: about 40 µs of Redis time each, so one call
+stays near 2 ms, well under the 5 ms no call may exceed (bench/RESULTS.md, bulk)."""
+BULK_BYTES = 128 * 1024
+"""A restore batch is also cut at this many bytes of fields, so large sessions make
+smaller batches rather than longer calls."""
+_SID_FIRST, _SID_END = f"[{SEARCH_SID}", "(" + SEARCH_SID[:-1] + chr(ord(SEARCH_SID[-1]) + 1)
+
+
+@dataclass(frozen=True, slots=True)
+class ExportPage:
+    records: list[tuple[str, dict[str, str]]]
+    """(sid, session hash) pairs; sessions that vanished meanwhile are left out."""
+    position: str
+    """Where the next page starts: the last sid read (index order) or the SCAN cursor."""
+    done: bool
+    seen: int
+    """Ids this page looked at (for progress)."""
+
+
+def export_totals(ctx: Context) -> Plan:
+    """(indexed sessions, whether this Redis has indexes): the progress bar's total."""
+    replies = yield Commands([("ZCARD", ctx.schema.idx_expiry), ("ZCARD", ctx.schema.idx_ended),
+                              _indexed_probe(ctx.schema)])
+    return int(_ok(replies[0], 0)) + int(_ok(replies[1], 0)), bool(_ok(replies[2], 0))
+
+
+def _hashes(ctx: Context, sids: list[str]) -> Plan:
+    if not sids:
+        return []
+    replies = yield Commands([("HGETALL", ctx.schema.session(sid)) for sid in sids])
+    out = []
+    for sid, reply in zip(sids, replies, strict=True):
+        data = pairs_to_dict(_ok(reply, {}))
+        if data:
+            out.append((sid, data))
+    return out
+
+
+def export_index_page(ctx: Context, after: str | None, *, count: int = EXPORT_PAGE) -> Plan:
+    """The next ``count`` indexed sessions in session-id order, after ``after``.
+
+    Paging by the id (the ``s:<sid>`` members of the search index, all scored 0, so ordered
+    by id) rather than by rank or SCAN cursor: every id comes once, in increasing order,
+    however sessions are added, ended or purged meanwhile, and only one page is held."""
+    lo = _SID_FIRST if after is None else f"({SEARCH_SID}{after}"
+    replies = yield Commands([("ZRANGEBYLEX", ctx.schema.idx_search, lo, _SID_END, "LIMIT", 0, count)])
+    members = _ok(replies[0], [])
+    sids = [m[len(SEARCH_SID):] for m in members]
+    records = yield from _hashes(ctx, sids)
+    return ExportPage(records, sids[-1] if sids else (after or ""), len(sids) < count, len(sids))
+
+
+def export_scan_page(ctx: Context, cursor: str, *, skip_indexed: bool, count: int = EXPORT_PAGE) -> Plan:
+    """One SCAN step over session hashes; with ``skip_indexed``, only those the search
+    index does not hold (the index pass wrote those). Duplicates are the caller's to drop."""
+    replies = yield Commands([("SCAN", cursor, "MATCH", ctx.schema.session_pattern, "COUNT", count,
+                               "TYPE", "hash")])
+    if isinstance(replies[0], Exception):
+        raise replies[0]
+    cursor, keys = replies[0]
+    sids = [ctx.schema.sid_from_session_key(k) for k in keys]
+    if skip_indexed and sids:
+        scores = yield Commands([("ZSCORE", ctx.schema.idx_search, SEARCH_SID + sid) for sid in sids])
+        sids = [sid for sid, score in zip(sids, scores, strict=True) if _ok(score, None) is None]
+    records = yield from _hashes(ctx, sids)
+    return ExportPage(records, str(cursor), str(cursor) == "0", len(keys))
+
+
+def scan_session_ids(ctx: Context, cursor: str, *, count: int = EXPORT_PAGE) -> Plan:
+    """One SCAN step over session hashes: (next cursor, sids)."""
+    replies = yield Commands([("SCAN", cursor, "MATCH", ctx.schema.session_pattern, "COUNT", count,
+                               "TYPE", "hash")])
+    if isinstance(replies[0], Exception):
+        raise replies[0]
+    cursor, keys = replies[0]
+    return str(cursor), [ctx.schema.sid_from_session_key(k) for k in keys]
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    written: int
+    """Sessions restored (import) or newly indexed (reindex)."""
+    skipped: int
+    """Already present (import), already indexed or not a session (reindex)."""
+    problems: list[tuple[str, str]]
+    """(sid, why) of sessions left alone because their per-user keys have the wrong type."""
+
+
+def _batch_result(reply: Any) -> BatchResult:
+    flat = list(reply[2]) if len(reply) > 2 else []
+    return BatchResult(int(reply[0]), int(reply[1]), list(zip(flat[::2], flat[1::2], strict=False)))
+
+
+def restore_batch(ctx: Context, records: list[tuple[str, Mapping[str, str]]], *, trust: bool = False,
+                  actor: str = "import") -> Plan:
+    """Restore sessions absent from Redis, with their indexes, in one script call.
+
+    Checked before anything is written, in the script: key types, and the policy (expiry
+    capped to idle and absolute lifetime on the server's clock; a live session only with
+    ``trust``). Sessions already present are skipped, never overwritten."""
+    args: list[Any] = ["restore", "1" if trust else "0", len(records)]
+    for sid, fields in records:
+        args += [check.sid(sid), len(fields)]
+        for k, v in fields.items():
+            args += [check.text("field", k, limit=64),
+                     check.text(f"fields.{k}", v, required=False, limit=4096)]
+    reply = yield ctx.write("adopt_batch", ctx.clock(), actor, *args)
+    ctx.indexed = True
+    return _batch_result(reply)
+
+
+def index_batch(ctx: Context, sids: list[str], *, actor: str = "reindex") -> Plan:
+    """Index session hashes another app wrote, in one script call. The hashes are only
+    read: no field, TTL or expiry of theirs changes. Already indexed ones are skipped."""
+    args: list[Any] = ["index", "0", len(sids)]
+    for sid in sids:
+        args += [check.sid(sid)]
+    reply = yield ctx.write("adopt_batch", ctx.clock(), actor, *args)
+    ctx.indexed = True
+    return _batch_result(reply)
+
+
+def bulk_preflight(ctx: Context) -> Plan:
+    """Find out, without writing, whether this ACL user may run ``adopt_batch``: queue
+    each command it sends (on keys of each kind it touches) after MULTI, then DISCARD.
+    Redis checks the ACL as each command is queued and never runs them. A refusal
+    raises; a user who may not even send MULTI gets no preflight (the script's own
+    first write is then the check)."""
+    s = ctx.schema
+    sid, user = "0" * 36, "preflight"
+    skey, akey, hkey = s.session(sid), s.user_active(user), s.user_sessions(user)
+    keys = ctx.write("adopt_batch", ctx.clock(), "").keys
+    zsets = (s.idx_expiry, s.idx_seen, s.idx_login, s.idx_ended, s.idx_search)
+    # lower case: these are never run, only queued (and the ACL test's scan of the reads
+    # core sends, which matches upper-case names, rightly leaves them out)
+    queued: list[tuple[Any, ...]] = [
+        ("evalsha", "0" * 40, len(keys), *keys),
+        *[("type", k) for k in (*zsets, s.stats_app, s.marker, skey, akey, hkey)],
+        ("exists", skey), ("hmget", skey, "username"), ("pttl", skey), ("hset", skey, "f", "v"),
+        ("pexpire", skey, 1000), *[("zscore", k, sid) for k in zsets], *[("zadd", k, 0, sid) for k in zsets],
+        ("sadd", akey, sid), ("ttl", akey), ("expire", akey, 1), ("lpos", hkey, sid), ("rpush", hkey, sid),
+        ("ltrim", hkey, 0, 1), ("ttl", hkey), ("expire", hkey, 1), ("hincrby", s.stats_app, "x", 1),
+        ("hincrby", s.stats_type, "x", 1), ("set", s.marker, "1"),
+    ]
+    replies = yield Commands([("multi",), *queued, ("discard",)])
+    if isinstance(replies[0], Exception):
+        return False
+    for reply in replies[1:-1]:
+        if isinstance(reply, redis.exceptions.NoPermissionError) or (
+                isinstance(reply, Exception) and str(reply)[:6] == "NOPERM"):
+            raise reply
+    return True
+
+
+PREFLIGHT_COMMANDS = frozenset({"type", "exists", "hmget", "pttl", "hset", "pexpire", "zscore", "zadd",
+                                "sadd", "ttl", "expire", "lpos", "rpush", "ltrim", "hincrby", "set"})
+"""What :func:`bulk_preflight` queues; a test holds it to what ``adopt_batch.lua`` calls."""
 
 
 def dumps_session(record: Mapping[str, Any]) -> str:

@@ -399,7 +399,9 @@ def test_export_import_round_trip_into_an_empty_redis(sw: Run, app_store: Sessio
     assert {r["sid"] for r in records} == {live.sid, ended.sid}
 
     empty = sw.url.rsplit("/", 1)[0] + "/1"  # another database on the same server: empty
-    assert sw("import", str(backup), "--url", empty, url=False) == 0
+    assert sw("import", str(backup), "--url", empty, url=False) == cli.EXIT_USAGE  # live: needs --trust
+    assert "--trust" in sw.one_error_line() and "nothing was written" in sw.err
+    assert sw("import", str(backup), "--trust", "--url", empty, url=False) == 0
     assert "imported 2" in sw.out
     with SessionStore.from_url(empty) as restored:
         got = restored.get(live.sid)
@@ -409,7 +411,7 @@ def test_export_import_round_trip_into_an_empty_redis(sw: Run, app_store: Sessio
         assert [s.sid for s in restored.ended_page().sessions] == [ended.sid]
         assert restored.stats().active == 1
     # importing again never overwrites
-    assert sw("import", str(backup), "--url", empty, url=False) == 0
+    assert sw("import", str(backup), "--trust", "--url", empty, url=False) == 0
     assert "imported 0" in sw.out and "skipped 2" in sw.out
 
 
@@ -421,14 +423,14 @@ def test_export_to_stdout_and_import_from_stdin(sw: Run, app_store: SessionStore
     assert json.loads(dump)["sid"] == s.sid
     empty = sw.url.rsplit("/", 1)[0] + "/2"
     monkeypatch.setattr("sys.stdin", io.StringIO(dump))
-    assert sw("import", "--url", empty, url=False) == 0
+    assert sw("import", "--trust", "--url", empty, url=False) == 0
     assert "imported 1" in sw.out
 
 
 @pytest.mark.parametrize("content, problem", [
     ("not json\n", "line 1: not JSON"),
     ('{"sid": "a"}\n', "line 1: expected"),
-    ('{"sid": "a", "fields": {"username": "u"}}\n{"sid": "b", "fields": {"app": "x"}}\n',
+    ('{"sid": "a", "fields": {"username": "u", "status": "inactive"}}\n{"sid": "b", "fields": {"app": "x"}}\n',
      "line 2: fields.username"),
     ('{"sid": "a", "fields": {"username": "u\\u001b[2J"}}\n', "line 1: fields.username"),
     ('{"sid": "a", "fields": {"username": ["x"]}}\n', "line 1: fields.username"),

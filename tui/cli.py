@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
-import json
 import os
 import re
 import sys
@@ -40,8 +39,6 @@ from core import (
     StoreUnavailable,
     redact_url,
 )
-from core import validation as check
-from core.connection import REDIS_ERRORS, map_error
 from core.display import display
 from core.display import to_json as display_json
 from core.tokens import sid_from_token
@@ -492,8 +489,25 @@ def cmd_stats(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
+    from core.plans import SweepResult
+
+    from .progress import BulkProgress
+
+    last = SweepResult(0, 0, 0)
     with open_store(args) as store:
-        result = store.sweep(actor=f"sweep:{actor()}")
+        due, old = store.sweep_due()
+        try:
+            with BulkProgress("sweeping", due + old) as bar:
+                def step(r: SweepResult) -> None:
+                    nonlocal last
+                    bar(r.expired + r.purged - last.expired - last.purged)
+                    last = r
+
+                result = store.sweep(actor=f"sweep:{actor()}", max_calls=None, on_batch=step)
+        except KeyboardInterrupt:
+            note(f"interrupted: ended {last.expired} expired session(s), purged {last.purged} old one(s) "
+                 f"in {last.calls} call(s); run 'sweep' again to continue")
+            return EXIT_INTERRUPTED
     print(f"ended {result.expired} expired session(s), purged {result.purged} old one(s) "
           f"in {result.calls} call(s)")
     return EXIT_OK
@@ -516,96 +530,151 @@ def cmd_health(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _rate(count: int, seconds: float) -> str:
+    return f"{count / seconds:,.0f}/s" if seconds > 0 and count else "-"
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    """Stream every session to stdout or, atomically, to --out (gzip if it ends in .gz)."""
+    from core import bulk
+    from core.backup import open_text_out
+
+    from .progress import BulkProgress
+
+    tally = bulk.Tally()
+    to_file = args.out not in (None, "-")
+    target = Path(args.out) if to_file else None
+    tmp = target.with_name(f".{target.name}.tmp") if target else None
+    t0 = time.monotonic()
     with open_store(args) as store:
-        records = store.export_sessions()
-    lines = "".join(to_json(r) + "\n" for r in records)
-    if args.out in (None, "-"):
-        sys.stdout.write(lines)
-        return EXIT_OK
-    target = Path(args.out)
-    tmp = target.with_name(f".{target.name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # sessions are personal data
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(lines)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
-    note(f"exported {len(records)} session(s) to {args.out}")
+        try:
+            out = open_text_out(tmp, compress=target.suffix == ".gz") if tmp and target else sys.stdout
+        except OSError as exc:
+            raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        try:
+            with BulkProgress("exporting") as bar:
+                bulk.export(store, out, tally=tally, progress=bar)
+            if tmp and target:
+                out.flush()
+                os.fsync(out.fileno())
+                out.close()
+                os.replace(tmp, target)
+        except KeyboardInterrupt:
+            where = f"; {args.out} was not written" if to_file else ""
+            note(f"interrupted after exporting {tally.written} session(s){where}")
+            return EXIT_INTERRUPTED
+        except OSError as exc:
+            raise CliError(f"cannot write {args.out}: {exc.strerror or exc}") from None
+        finally:
+            if tmp and target:
+                with contextlib.suppress(OSError):
+                    out.close()
+                with contextlib.suppress(OSError):
+                    tmp.unlink()
+    dup = f", {tally.duplicates} duplicate(s) from SCAN dropped" if tally.duplicates else ""
+    note(f"exported {tally.written} session(s){' to ' + args.out if to_file else ''} "
+         f"in {time.monotonic() - t0:.1f} s ({_rate(tally.written, time.monotonic() - t0)}){dup}")
     return EXIT_OK
 
 
-def parse_import(lines: Sequence[str]) -> list[tuple[str, dict[str, str]]]:
-    """Check every line of an export before anything is written: all or nothing."""
-    records: list[tuple[str, dict[str, str]]] = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
+@contextlib.contextmanager
+def _import_source(name: str | None) -> Iterator[Callable[[], contextlib.AbstractContextManager[Any]]]:
+    """Something that opens the import's lines, once per pass. Standard input is read
+    once and spooled to a private temporary file, so both passes stream."""
+    import tempfile
+
+    from core.backup import open_text_in
+
+    if name in (None, "-"):
+        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n") as spool:
+            for line in sys.stdin:
+                spool.write(line)
+            spool.flush()
+
+            @contextlib.contextmanager
+            def reopen() -> Iterator[TextIO]:
+                spool.seek(0)
+                yield spool
+
+            yield reopen
+        return
+    path = Path(name)
+
+    @contextlib.contextmanager
+    def opened() -> Iterator[TextIO]:
         try:
-            data = json.loads(line)
-        except ValueError:
-            raise CliError(f"line {number}: not JSON", EXIT_USAGE) from None
-        if not isinstance(data, dict) or not isinstance(data.get("fields"), dict):
-            raise CliError(f'line {number}: expected {{"sid": ..., "fields": {{...}}}}', EXIT_USAGE)
-        try:
-            sid = check.sid(data.get("sid"))
-            fields: dict[str, str] = {}
-            for key, value in data["fields"].items():
-                if isinstance(value, bool) or not isinstance(value, str | int | float):
-                    raise InvalidInput(f"fields.{key}", "must be text or a number")
-                fields[check.text("field", key, limit=64)] = check.text(
-                    f"fields.{key}", str(value), required=False, limit=4096)
-            check.text("fields.username", fields.get("username"))
-        except InvalidInput as exc:
-            raise CliError(f"line {number}: {exc}", EXIT_USAGE) from None
-        records.append((sid, fields))
-    return records
+            fh = open_text_in(path)
+        except OSError as exc:
+            raise CliError(f"cannot read {name}: {exc.strerror or exc}") from None
+        with fh:
+            yield fh
+
+    yield opened
+
+
+def _problem_note(tally: Any) -> None:
+    if tally.problem_count:
+        sample = "; ".join(f"{safe(sid[:12])}: {safe(why)}" for sid, why in tally.problems[:3])
+        note(f"{tally.problem_count} session(s) left alone: {sample}")
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    """Two streaming passes: check every line (nothing written), then write in batches."""
+    from core import bulk
+
+    from .progress import BulkProgress
+
+    tally = bulk.Tally()
+    t0 = time.monotonic()
     try:
-        if args.file in (None, "-"):
-            lines = sys.stdin.read().splitlines()
-        else:
-            lines = Path(args.file).read_text(encoding="utf-8").splitlines()
-    except OSError as exc:
-        raise CliError(f"cannot read {args.file}: {exc.strerror or exc}") from None
+        with _import_source(args.file) as source, open_store(args) as store, \
+                BulkProgress("checking") as bar:
+            with source() as lines:
+                try:
+                    count = bulk.check_lines(lines, policy=store.policy, now=store.ctx.clock(),
+                                             trust=args.trust, progress=bar)
+                except bulk.LineError as exc:
+                    raise CliError(f"{exc}; nothing was written", EXIT_USAGE) from None
+            bar.phase("importing", count)
+            with source() as lines:
+                bulk.restore(store, lines, trust=args.trust, actor=f"import:{actor()}", tally=tally,
+                             progress=bar)
+    except KeyboardInterrupt:
+        note(f"interrupted: imported {tally.written} session(s), skipped {tally.skipped} already present; "
+             "run the same import again to continue (it skips what is there)")
+        return EXIT_INTERRUPTED
+    except bulk.LineError as exc:
+        raise CliError(f"{exc} (the file changed while importing)", EXIT_USAGE) from None
     except UnicodeDecodeError:
         raise CliError(f"{args.file or 'stdin'} is not UTF-8 text", EXIT_USAGE) from None
-    records = parse_import(lines)
-    restored = skipped = 0
-    with open_store(args) as store:
-        for sid, fields in records:
-            if store.get(sid) is not None:
-                skipped += 1  # never overwrite a session that exists
-                continue
-            store.adopt(sid, fields, actor=f"import:{actor()}")  # writes only if still absent
-            restored += 1
-    print(f"imported {restored} session(s); skipped {skipped} already present")
+    _problem_note(tally)
+    elapsed = time.monotonic() - t0
+    print(f"imported {tally.written} session(s); skipped {tally.skipped} already present "
+          f"({elapsed:.1f} s, {_rate(tally.written + tally.skipped, elapsed)})")
     return EXIT_OK
 
 
 def cmd_reindex(args: argparse.Namespace) -> int:
     """Index sessions that another app wrote with plain commands (classic layout)."""
-    scanned = added = 0
+    from core import bulk
+
+    from .progress import BulkProgress
+
+    tally = bulk.Tally()
+    t0 = time.monotonic()
     with open_store(args) as store:
-        cursor: int | str = 0
-        for _ in range(10_000_000):
-            try:
-                cursor, keys = store.client.scan(cursor=cursor, match=store.schema.session_pattern,
-                                                 count=args.batch, _type="hash")
-            except REDIS_ERRORS as exc:
-                raise map_error(exc) from exc
-            for key in keys:
-                scanned += 1
-                if store.adopt(store.schema.sid_from_session_key(key), actor=f"reindex:{actor()}"):
-                    added += 1
-            if int(cursor) == 0:
-                break
-    print(f"reindexed: {scanned} session key(s) scanned, {added} newly indexed")
+        try:
+            with BulkProgress("reindexing") as bar:
+                bulk.reindex(store, actor=f"reindex:{actor()}", tally=tally, progress=bar,
+                             scan_count=args.batch)
+        except KeyboardInterrupt:
+            note(f"interrupted: {tally.scanned} session key(s) scanned, {tally.written} newly indexed; "
+                 "run 'reindex' again to continue (it skips what is indexed)")
+            return EXIT_INTERRUPTED
+    _problem_note(tally)
+    elapsed = time.monotonic() - t0
+    print(f"reindexed: {tally.scanned} session key(s) scanned, {tally.written} newly indexed "
+          f"({elapsed:.1f} s, {_rate(tally.scanned, elapsed)})")
     return EXIT_OK
 
 
@@ -757,20 +826,35 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("health", "check that Redis answers (for probes: exit 0 ok, 3 unreachable, 4 denied)")
 
-    p = add("export", "write every session as JSON lines (backup)")
-    p.add_argument("--out", metavar="FILE", help="write to FILE (mode 0600) instead of stdout")
+    p = add("export", "write every session as JSON lines (backup)",
+            "Stream every session, one self-describing JSON record per line "
+            "({\"kind\": \"session\", \"v\": 1, \"sid\": ..., \"fields\": {...}}), reading a page at "
+            "a time: memory stays flat however many there are. Indexed sessions come in id order, "
+            "then any the indexes lack (found by SCAN); each session is written once, as one "
+            "consistent read. A progress bar shows on a terminal; Ctrl-C stops cleanly.")
+    p.add_argument("--out", metavar="FILE",
+                   help="write to FILE atomically (mode 0600; only a complete export replaces it), "
+                        "gzip-compressed if FILE ends in .gz (default: stdout)")
 
-    p = add("import", "restore sessions from JSON lines (never overwrites existing ones)",
-            "Read an export (one {\"sid\": ..., \"fields\": {...}} per line) and restore each session "
-            "that is not already in Redis, with its indexes. Every line is checked before anything "
-            "is written.")
-    p.add_argument("file", nargs="?", metavar="FILE", help="JSON lines file (default: stdin, or '-')")
+    p = add("import", "restore sessions from an export (never overwrites existing ones)",
+            "Restore each session of an export (plain or .gz) that is not already in Redis, with its "
+            "indexes. Two streaming passes: the first checks every line and writes nothing if any "
+            "is wrong (not JSON, NaN or non-finite times, wrong types, a live session beyond the "
+            "policy's idle or absolute lifetime); the second writes in batches of bounded size. "
+            "Interrupted? Run it again: it skips what is already there.")
+    p.add_argument("file", nargs="?", metavar="FILE",
+                   help="export file, .gz or plain (default: stdin, or '-')")
+    p.add_argument("--trust", action="store_true",
+                   help="also restore live (active, unexpired) sessions; without it such a line is "
+                        "refused, because the file chooses the ids, so its author could use them")
 
     p = add("reindex", "index sessions another app wrote with plain Redis commands",
             "SCAN session:* in bounded batches and add each session to sessionwatch's indexes, so a "
-            "Redis written in the classic layout is fully indexed (fast pages, search, stats).")
+            "Redis written in the classic layout is fully indexed (fast pages, search, stats). The "
+            "sessions themselves are only read: one without expiry fields stays without one, and "
+            "no sweep ends it. Idempotent: a rerun skips what is indexed.")
     p.add_argument("--batch", type=_int_between(1, 10_000), default=500, metavar="N",
-                   help="SCAN COUNT per call (default: 500)")
+                   help="SCAN COUNT per call (default: 500); sessions are indexed 50 per script call")
 
     p = add("ssh-server", "serve the dashboard over SSH (public keys only, a role per key)",
             "Serve the dashboard to SSH clients: 'ssh -p 2222 host' opens it, with no shell. Only "

@@ -7,10 +7,15 @@ local cutoff = tonumber(ARGV[OP + 1])
 local expired, purged = 0, 0
 local due = redis.call('ZRANGEBYSCORE', G_EXP, '-inf', NOW, 'LIMIT', 0, batch)
 for _, sid in ipairs(due) do
-  local h = redis.pcall('HMGET', P_SESSION .. sid, 'status', 'expires_at')
+  local h = redis.pcall('HMGET', P_SESSION .. sid, 'status', 'expires_at', 'username')
   local exp = (not h.err) and tonumber(h[2])
   if (not h.err) and h[1] == 'active' and exp and exp > NOW then
     redis.call('ZADD', G_EXP, exp, sid) -- index behind the data: repair, do not end
+  elseif (not h.err) and h[3] and not h[2] and (not h[1] or h[1] == 'active') then
+    -- another app's session with no expiry of its own (reindexed): never ended here; look
+    -- again when its Redis TTL runs out
+    local pttl = redis.call('PTTL', P_SESSION .. sid)
+    redis.call('ZADD', G_EXP, pttl > 0 and fmt(NOW + pttl / 1000) or '+inf', sid)
   elseif end_session(sid, 'expired', 'expired', ACTOR) then
     expired = expired + 1
   else

@@ -1,0 +1,202 @@
+-- adopt_batch: bring many sessions into sessionwatch's indexes in one bounded call.
+-- Used by `import` (mode 'restore': write each session from its fields, only if the key
+-- does not exist) and `reindex` (mode 'index': index hashes another app wrote; the hash,
+-- its TTL and its fields are never modified, so no session gains an expiry it did not have).
+-- ARGV[OP..]: mode, trust ('1' lets restore create live sessions), record count, then per
+-- record: sid, field count, field/value pairs (restore) or just sid (index).
+-- All or nothing: every check runs before the first write. Returns
+-- {written, skipped (already there / already indexed / not a session), {sid, problem, ...}}.
+local mode, trust, count = ARGV[OP], ARGV[OP + 1] == '1', tonumber(ARGV[OP + 2])
+
+local function key_is(key, ...)
+  local t = redis.call('TYPE', key)['ok']
+  if t == 'none' then return true, t end
+  for _, want in ipairs({...}) do
+    if t == want then return true, t end
+  end
+  return false, t
+end
+
+for _, k in ipairs({G_EXP, G_SEEN, G_LOGIN, G_ENDED, G_SEARCH}) do
+  local ok, t = key_is(k, 'zset')
+  if not ok then return redis.error_reply('WRONGTYPE ' .. k .. ' is a ' .. t .. ', not a sorted set') end
+end
+for _, k in ipairs({G_APP, G_TYPE}) do
+  local ok, t = key_is(k, 'hash')
+  if not ok then return redis.error_reply('WRONGTYPE ' .. k .. ' is a ' .. t .. ', not a hash') end
+end
+local ok_marker, t_marker = key_is(G_MARKER, 'string')
+if not ok_marker then return redis.error_reply('WRONGTYPE ' .. G_MARKER .. ' is a ' .. t_marker) end
+
+-- A time as epoch seconds, or nil: NaN, infinities and text are not times. Millisecond
+-- and microsecond epochs (JavaScript apps write those) are recognised by their size.
+local function epoch(v)
+  local x = tonumber(v)
+  if not x or x ~= x or x == math.huge or x == -math.huge or x < 0 then return nil end
+  if x >= 1e14 then x = x / 1e6 elseif x >= 1e11 then x = x / 1e3 end
+  if x >= 1e11 then return nil end
+  return x
+end
+
+local FIELDS = {'username', 'status', 'app', 'type', 'ip', 'login_time', 'last_seen', 'expires_at',
+  'logout_time', 'max_expires_at'}
+
+-- Phase 1: read and check everything; decide what each record becomes.
+local plan, problems, skipped = {}, {}, 0
+local in_batch = {}
+local fresh = {} -- per-user keys that do not exist yet (this script creates them)
+local i = OP + 3
+for _ = 1, count do
+  local sid = ARGV[i]
+  local skey = P_SESSION .. sid
+  local fields, v = nil, nil
+  i = i + 1
+  if mode == 'restore' then
+    local n = tonumber(ARGV[i])
+    fields = {}
+    for j = i + 1, i + 2 * n do fields[#fields + 1] = ARGV[j] end
+    i = i + 1 + 2 * n
+  end
+  local problem = nil
+  if in_batch[sid] then
+    skipped = skipped + 1
+  elseif mode == 'restore' then
+    if redis.call('EXISTS', skey) == 1 then
+      skipped = skipped + 1 -- never overwrite: a rerun continues where it stopped
+    else
+      local f = {}
+      for j = 1, #fields, 2 do f[fields[j]] = fields[j + 1] end
+      v = {}
+      for j, name in ipairs(FIELDS) do v[j] = f[name] end
+    end
+  else
+    local ok, t = key_is(skey, 'hash')
+    if t ~= 'hash' then
+      skipped = skipped + 1 -- gone meanwhile, or another app's key of another kind
+    elseif redis.call('ZSCORE', G_EXP, sid) or redis.call('ZSCORE', G_ENDED, sid) then
+      skipped = skipped + 1 -- indexed already: reindex is idempotent
+    else
+      v = redis.call('HMGET', skey, unpack(FIELDS))
+      if not v[1] or v[1] == '' then
+        skipped = skipped + 1 -- a hash without a user is not a session
+        v = nil
+      end
+    end
+  end
+  if v then
+    in_batch[sid] = true
+    local username = v[1]
+    local status = v[2] or 'active'
+    local login_t = epoch(v[6])
+    local seen_t = epoch(v[7]) or login_t or NOW
+    login_t = login_t or seen_t
+    local exp = epoch(v[8])
+    local r = {sid = sid, skey = skey, fields = fields, username = username, app = v[3] or '',
+               stype = v[4] or '', ip = v[5] or '', login = login_t, seen = seen_t,
+               active = status == 'active'}
+    if mode == 'restore' then
+      -- held to this store's policy: never live longer than idle and absolute allow
+      local cap = login_t + ABSOLUTE
+      local max_exp = epoch(v[10])
+      if max_exp and max_exp < cap then cap = max_exp end
+      if not exp then exp = seen_t + IDLE end
+      if exp > NOW + IDLE then exp = NOW + IDLE end
+      if exp > cap then exp = cap end
+      r.exp, r.max_exp = exp, cap
+      if r.active and exp > NOW and not trust then
+        return redis.error_reply('UNTRUSTED session ' .. sid .. ' is live; restoring live sessions needs trust')
+      end
+    elseif r.active then
+      -- index only: a session without an expiry of its own gets none; its Redis TTL (if
+      -- any) only tells the sweep when to look again, and the sweep never ends it
+      r.own_exp = exp ~= nil
+      if not exp then
+        local pttl = redis.call('PTTL', skey)
+        if pttl > 0 then exp = NOW + pttl / 1000 else exp = math.huge end
+      end
+      r.exp = exp
+    end
+    r.ended_at = epoch(v[9]) or seen_t
+    local akey, hkey = P_ACTIVE .. username, P_HISTORY .. username
+    local ok1, t1 = key_is(akey, 'set')
+    local ok2, t2 = key_is(hkey, 'list')
+    if fresh[akey] == nil then fresh[akey] = t1 == 'none' end
+    if fresh[hkey] == nil then fresh[hkey] = t2 == 'none' end
+    if not ok1 or not ok2 then
+      problem = 'per-user keys of ' .. username .. ' have the wrong type'
+      in_batch[sid] = nil
+    else
+      plan[#plan + 1] = r
+    end
+  end
+  if problem then
+    problems[#problems + 1] = sid
+    problems[#problems + 1] = problem
+  end
+end
+
+-- Phase 2: write.
+local function score(x)
+  if x == math.huge then return '+inf' end
+  return fmt(x)
+end
+
+local function extend_ttl(key, seconds)
+  -- per-user keys are shared with other writers: their TTL is only ever extended, and a
+  -- key that has none keeps none unless this script created it
+  local is_new = fresh[key]
+  fresh[key] = false
+  if seconds == math.huge then return end
+  local t = redis.call('TTL', key)
+  if (is_new and t == -1) or (t >= 0 and t < seconds) then redis.call('EXPIRE', key, math.ceil(seconds)) end
+end
+
+local by_app, by_type = {}, {}
+for _, r in ipairs(plan) do
+  local sid = r.sid
+  if mode == 'restore' then
+    local f = r.fields
+    f[#f + 1] = 'expires_at'; f[#f + 1] = fmt(r.exp)
+    f[#f + 1] = 'max_expires_at'; f[#f + 1] = fmt(r.max_exp)
+    redis.call('HSET', r.skey, unpack(f))
+    if r.active then
+      redis.call('PEXPIRE', r.skey, gc_ms(r.exp))
+    else
+      redis.call('PEXPIRE', r.skey, gc_ms(r.ended_at))
+    end
+  end
+  local members = {0, 'u:' .. r.username, 0, 's:' .. sid}
+  if r.app ~= '' then members[#members + 1] = 0; members[#members + 1] = 'a:' .. r.app .. '|' .. sid end
+  if r.ip ~= '' then members[#members + 1] = 0; members[#members + 1] = 'i:' .. r.ip .. '|' .. sid end
+  redis.call('ZADD', G_SEARCH, unpack(members))
+  if r.active then
+    if redis.call('ZADD', G_EXP, 'NX', score(r.exp), sid) == 1 then
+      -- counted whenever it enters the expiry index, so the sweep's decrement balances
+      if r.app ~= '' then by_app[r.app] = (by_app[r.app] or 0) + 1 end
+      if r.stype ~= '' then by_type[r.stype] = (by_type[r.stype] or 0) + 1 end
+    end
+    if r.exp > NOW then
+      redis.call('ZADD', G_SEEN, 'NX', r.seen, sid)
+      redis.call('ZADD', G_LOGIN, 'NX', r.login, sid)
+      local akey = P_ACTIVE .. r.username
+      redis.call('SADD', akey, sid)
+      if mode == 'restore' then
+        extend_ttl(akey, USER_TTL)
+      else
+        extend_ttl(akey, r.exp - NOW + USER_TTL)
+      end
+    end
+  else
+    redis.call('ZADD', G_ENDED, 'NX', r.ended_at, sid)
+  end
+  local hkey = P_HISTORY .. r.username
+  if not redis.call('LPOS', hkey, sid) then
+    redis.call('RPUSH', hkey, sid)
+    redis.call('LTRIM', hkey, 0, HISTORY_MAX - 1)
+    extend_ttl(hkey, HISTORY_TTL)
+  end
+end
+for app, n in pairs(by_app) do redis.call('HINCRBY', G_APP, app, n) end
+for stype, n in pairs(by_type) do redis.call('HINCRBY', G_TYPE, stype, n) end
+if #plan > 0 then redis.call('SET', G_MARKER, '1') end
+return {#plan, skipped, problems}
