@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis.exceptions
@@ -90,6 +90,10 @@ class ScanState:
     seen: set[str] = field(default_factory=set)
     complete: bool = False
     limit: int = 200_000
+    known: dict[str, tuple[str, float | None, str, str]] = field(default_factory=dict)
+    """Last read ``(status, expires_at, app, type)`` of each session found, for counts."""
+    recheck: int = 0
+    """Where the next bounded re-read of ``known`` starts (it goes round)."""
 
 
 @dataclass(slots=True)
@@ -374,9 +378,11 @@ def _page_bounds(offset: int, limit: int) -> tuple[int, int]:
 
 
 def _indexed_probe(s: Schema) -> tuple[str, ...]:
-    """Non-zero when this Redis has sessionwatch indexes: the marker, or the indexes
-    themselves (a loader or a restore may have written them without the marker)."""
-    return ("EXISTS", s.marker, s.idx_expiry, s.idx_ended)
+    """Non-zero when this Redis has sessionwatch indexes: the marker (login and adopt set
+    it), or the expiry index (a loader or a restore may have written it without the
+    marker). Not the ended index: ending a classic-layout session adds it there, and one
+    admin logout must not switch a classic Redis to (nearly empty) index pages."""
+    return ("EXISTS", s.marker, s.idx_expiry)
 
 
 def _check_indexed(ctx: Context) -> Plan:
@@ -457,6 +463,49 @@ def _scan_more(ctx: Context) -> Plan:
             state.sids.sort()
 
 
+SCAN_STATS_REREAD = 1000
+"""Sessions whose status the classic-layout counts re-read per call (round robin): counts
+are exact while a Redis holds at most this many sessions, and converge beyond."""
+
+
+def _remember(state: ScanState, sids: list[str], sessions: list[Session]) -> None:
+    fresh = {x.sid: x for x in sessions}
+    for sid in sids:
+        x = fresh.get(sid)
+        if x is None:
+            state.known.pop(sid, None)  # gone (deleted or expired by its TTL)
+        else:
+            state.known[sid] = (x.status, x.expires_at, x.app, x.type)
+
+
+def _scan_stats(ctx: Context, minutes: int) -> Plan:
+    """Counts for the classic layout: the sessions the SCAN found, split by their status
+    as last read (a bounded re-read per call), expiry judged now."""
+    yield from _scan_more(ctx)
+    state = ctx.scan
+    if state.recheck >= len(state.sids):
+        state.recheck = 0
+    window = state.sids[state.recheck: state.recheck + SCAN_STATS_REREAD]
+    state.recheck += len(window)
+    sessions = yield from _fetch_sessions(ctx, window)
+    _remember(state, window, sessions)
+    now = ctx.clock()
+    active = ended = due = 0
+    by_app: dict[str, int] = {}
+    by_type: dict[str, int] = {}
+    for status, expires_at, app, stype in state.known.values():
+        if status != ACTIVE:
+            ended += 1
+        elif expires_at is not None and expires_at <= now:
+            due += 1
+        else:
+            active += 1
+            by_app[app] = by_app.get(app, 0) + 1
+            by_type[stype] = by_type.get(stype, 0) + 1
+    return Stats(active=active, ended=ended, expired_pending=due, by_app=by_app, by_type=by_type,
+                 logins_per_minute=[0] * minutes, ends_per_minute=[0] * minutes, mode="scan")
+
+
 def _scan_page(ctx: Context, status: str, offset: int, limit: int) -> Plan:
     """Classic layout: page over what the incremental SCAN has found so far. Sessions are
     read a page at a time and split by status; totals are what has been found so far."""
@@ -465,6 +514,7 @@ def _scan_page(ctx: Context, status: str, offset: int, limit: int) -> Plan:
     state = ctx.scan
     window = state.sids[offset: offset + limit]
     sessions = yield from _fetch_sessions(ctx, window)
+    _remember(state, window, sessions)
     if status == ACTIVE:
         picked = [x for x in sessions if x.is_active(now)]
     else:
@@ -553,9 +603,8 @@ def stats(ctx: Context, *, minutes: int = 30) -> Plan:
 
     active, due, ended = (_int(_ok(r, 0)) for r in replies[1:4])
     if not ctx.indexed:
-        return Stats(active=len(ctx.scan.sids), ended=0, expired_pending=0, by_app={}, by_type={},
-                     logins_per_minute=[0] * minutes, ends_per_minute=[0] * minutes, mode="scan",
-                     anonymous=_int(_ok(replies[8], 0)))
+        found = yield from _scan_stats(ctx, minutes)
+        return replace(found, anonymous=_int(_ok(replies[8], 0)))
     return Stats(
         active=max(0, active - due), ended=ended, expired_pending=due,
         by_app=counts(replies[4]), by_type=counts(replies[5]),
