@@ -93,11 +93,11 @@ def core_integration_app(store: SessionStore) -> flask.Flask | None:
     except ImportError:
         return None
     app = flask.Flask("core_integration")
-    integ.SessionWatch(app, store, secure=False)
+    integ.SessionWatch(app, store)
 
     @app.post("/login")
     def login() -> flask.Response:
-        integ.login_user(PAYLOAD_USER, type="web")
+        integ.start_session(PAYLOAD_USER, type="web")
         return flask.jsonify(ok=True)
 
     @app.get("/me")

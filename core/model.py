@@ -305,7 +305,8 @@ class Stats:
     ends_per_minute: list[int]
     mode: str = "index"
     anonymous: int = 0
-    """Anonymous sessions (data kept before login) within their idle time."""
+    """Anonymous sessions (data kept before login). Entries past their idle time leave the
+    count at the next anonymous write (the index is trimmed by the server's clock)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,8 @@ data (email, department); see your own session history; log out. Run the dashboa
 the same Redis (``sessionwatch --url ...``) and each of these shows up live.
 
 The page is served over plain http on loopback, so the cookie is sent without the
-Secure flag here (``--secure`` turns it on); behind HTTPS leave the default (Secure on).
+Secure flag here (``--secure`` sets ``SESSION_COOKIE_SECURE``, for HTTPS). Cookie settings
+are Flask's own ``SESSION_COOKIE_*`` configuration.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from core.integrations.flask import (
     SessionWatch,
     current_session,
     current_store,
-    login_user,
-    logout_user,
+    end_session,
+    start_session,
     update_profile,
 )
 
@@ -70,7 +71,8 @@ def fmt(ts: float | None) -> str:
 
 def create_app(store: SessionStore, *, secure: bool | None = None) -> Flask:
     app = Flask(__name__)
-    SessionWatch(app, store, app_name="admin", secure=secure)
+    app.config.update(SESSION_COOKIE_SECURE=bool(secure), SESSION_COOKIE_SAMESITE="Lax")
+    SessionWatch(app, store, app_name="admin")
 
     def render(error: str = "", status: int = 200) -> tuple[str, int]:
         s = current_session()
@@ -85,7 +87,7 @@ def create_app(store: SessionStore, *, secure: bool | None = None) -> Flask:
     @app.post("/login")
     def login():  # type: ignore[no-untyped-def]
         try:
-            login_user(request.form.get("username", ""), app=request.form.get("app") or "admin",
+            start_session(request.form.get("username", ""), app=request.form.get("app") or "admin",
                        type=request.form.get("type", "web"))
         except InvalidInput as exc:
             return render(str(exc), 400)
@@ -103,7 +105,7 @@ def create_app(store: SessionStore, *, secure: bool | None = None) -> Flask:
 
     @app.post("/logout")
     def logout():  # type: ignore[no-untyped-def]
-        logout_user(everywhere=bool(request.form.get("everywhere")))
+        end_session(everywhere=bool(request.form.get("everywhere")))
         return redirect(url_for("index"))
 
     return app

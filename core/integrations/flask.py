@@ -1,77 +1,66 @@
-"""Flask sessions kept in Redis by :mod:`core`.
+"""Flask sessions kept in Redis by :mod:`core`: a drop-in for Flask's default session and
+for Flask-Session, with hashed ids, id rotation at login and admin logout on top.
 
 >>> app = Flask(__name__)
->>> SessionWatch(app, SessionStore.from_url(url), app_name="admin")
->>> # in a view
->>> login_user("alice", type="web")        # new token, new cookie, old session ended
->>> session["theme"] = "dark"              # stored in the session hash as field s_theme
->>> current_session().short_id
->>> logout_user()                          # ends the session in Redis, deletes the cookie
+>>> SessionWatch(app, SessionStore.from_url(url), app_name="crm")   # instead of Session(app)
 
-How it behaves, and its limits:
+Then use ``flask.session`` as always, and Flask-Login, Flask-WTF, ``flash()`` and
+Authlib's Flask client unchanged.
 
-- The cookie holds only the bearer token (HttpOnly, SameSite=Lax, Secure unless the app
-  runs in debug mode). Redis stores only ``sha256(secret)`` as the session id.
-- Validation is lazy: the first access to ``session`` (or a helper) runs one EVALSHA. A
-  request that never touches the session costs no Redis call; one that reads it costs one.
-  A request that changes session data costs a second call (``update_profile``) when the
-  response is saved; logging in costs one call (two if a previous session is ended).
-- Only a changed session is written: at the end of the request every value is re-encoded
-  and compared with what was loaded, so in-place changes (``session["cart"].append(x)``)
-  are seen too, and unchanged sessions are never written.
-- Values are stored as session-hash fields ``s_<key>``: keys must match
-  ``[a-z0-9_]{1,62}`` (Flask's own ``_flashes``, ``_permanent`` and Flask-Login's keys do);
-  a value is kept as plain text when that reads back unambiguously, else as JSON, and must
-  encode to at most 1024 characters. Values must be JSON-serialisable (str, int, float,
-  bool, None, list, dict); tuples come back as lists. A deleted key leaves an empty field.
-- Data needs a logged-in user: sessions belong to users (the dashboard lists them by
-  user), so writing to the session before :func:`login_user` raises
-  :class:`AnonymousSessionError`; there are no anonymous server-side sessions.
-- ``session.permanent`` is ignored: lifetimes come from :class:`core.Policy` (idle and
-  absolute timeouts enforced in Redis); the cookie expires at the absolute deadline.
-- Redis unreachable: the request ends with HTTP 503 and a one-line message (a werkzeug
-  ``ServiceUnavailable``, so ``@app.errorhandler(503)`` can restyle it); the user is never
-  logged out because of it and no session is ever served without validation.
+- **Sessions before login.** The first write to ``session`` creates an anonymous session
+  (its own Redis key, idle TTL ``Policy.anonymous_idle_ttl`` by the server's clock, size
+  cap ``Policy.data_max_bytes``), never listed as a user session. Flask-Login's
+  ``login_user`` (its ``user_logged_in`` signal) turns it into a user session in one
+  script: new token and id (no fixation), the data carried over, the anonymous key
+  deleted, a ``login`` event. Remember-me (``user_loaded_from_cookie``) does the same
+  after an idle expiry or an admin logout. ``logout_user``, a ``strong``
+  ``session_protection`` failure and ``session.clear()`` end the session in Redis and
+  start clean. The username comes from the user object: its ``username`` attribute, else
+  ``get_id()``, or the ``username=`` callable given to :class:`SessionWatch`.
+- **Data.** Any string key; values go through Flask's tagged JSON serializer (tuple,
+  bytes, Markup, UUID, datetime round-trip as with Flask's cookie session), one Redis
+  field per key. Only changed keys are written; in-place changes are seen.
+- **Cookies.** Every ``SESSION_COOKIE_*`` setting (NAME, DOMAIN, PATH, HTTPONLY, SECURE,
+  SAMESITE, PARTITIONED) with Flask's defaults; ``session.permanent`` with
+  ``PERMANENT_SESSION_LIFETIME`` (never past the session's absolute deadline), and
+  ``SESSION_REFRESH_EACH_REQUEST``. The cookie holds only a token; Redis holds its hash.
+- **Cost.** A request that never touches ``session`` makes no Redis call; one that reads
+  it, one; one that changes it, one more (a write that never read, just that one). A
+  request that never touched the session does not refresh a permanent cookie.
+- **Redis down:** HTTP 503 with a one-line message (never a silent logout). A session
+  ended during a request (admin logout) is not revived by that request's save.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 try:
     import flask
-    from flask.sessions import SessionInterface, SessionMixin
+    from flask.sessions import SessionInterface, SessionMixin, session_json_serializer
     from werkzeug.exceptions import ServiceUnavailable
     from werkzeug.wrappers import Response
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError(f"needs Flask: pip install 'sessionwatch[flask]' ({exc})") from None
 
-from core import Session, SessionNotFound, SessionStore, StoreUnavailable, validation
-from core.tokens import sid_from_token
+from core import DataTooLarge, Session, SessionNotFound, SessionStore, StoreUnavailable
+from core.plans import data_of
+from core.tokens import anon_id_from_token, sid_from_token
 
-from . import COOKIE_NAME, UNAVAILABLE_MESSAGE, client_ip, with_profile
+from . import UNAVAILABLE_MESSAGE, client_ip, with_profile
+from .data import LazyDict, SessionDataError, check_key, decode_all, diff, encode_one, too_large
 
 log = logging.getLogger(__name__)
 
-FIELD_PREFIX = "s_"
-"""Flask session key ``k`` is stored as session-hash field ``s_k``: a namespace apart from
-the profile fields and login metadata, so ``session["status"]`` cannot clash with them."""
-_KEY_RE = re.compile(r"^[a-z0-9_]{1,62}$")
-VALUE_LIMIT = validation.LIMITS["metadata"]
-BAD_CHARS = validation._BAD_CHARS  # what core refuses in stored text: stored as escaped JSON
+SessionValueError = SessionDataError
+"""Raised for a key or value that cannot be stored (the message names the key)."""
 
-
-class AnonymousSessionError(RuntimeError):
-    """Session data was written with no user logged in."""
-
-
-class SessionValueError(ValueError):
-    """A session key or value that cannot be stored in the session hash."""
+KEPT_AT_LOGOUT = ("_remember", "_flashes")
+"""What survives a logout into the fresh session: Flask-Login's note to delete its
+remember cookie, and messages flashed for the next page."""
 
 
 class SessionStoreUnavailable(ServiceUnavailable):
@@ -80,217 +69,280 @@ class SessionStoreUnavailable(ServiceUnavailable):
     description = UNAVAILABLE_MESSAGE
 
 
-# --- value codec ----------------------------------------------------------------------------
-
-def field_name(key: object) -> str:
-    if not isinstance(key, str) or not _KEY_RE.match(key):
-        raise SessionValueError(f"session key {str(key)[:40]!r} must match [a-z0-9_]{{1,62}}")
-    return FIELD_PREFIX + key
+def _encode(value: Any) -> str:
+    return session_json_serializer.dumps(value)
 
 
-def _parses_as_json(text: str) -> bool:
-    try:
-        json.loads(text)
-    except ValueError:
-        return False
-    return True
+def _decode(raw: str) -> Any:
+    return session_json_serializer.loads(raw)
 
 
-def encode_value(key: str, value: Any) -> str:
-    """Plain text when it reads back as itself (what the dashboard shows), else JSON."""
-    if isinstance(value, str) and value and not _parses_as_json(value) and not BAD_CHARS.search(value):
-        out = value
-    else:
-        try:
-            out = json.dumps(value, ensure_ascii=False, separators=(",", ":"), allow_nan=True)
-        except (TypeError, ValueError) as exc:
-            raise SessionValueError(f"session[{key!r}]: {exc}") from None
-        if BAD_CHARS.search(out):
-            out = json.dumps(value, ensure_ascii=True, separators=(",", ":"))
-    if len(out) > VALUE_LIMIT:
-        raise SessionValueError(
-            f"session[{key!r}] encodes to {len(out)} characters; the limit is {VALUE_LIMIT}")
-    return out
-
-
-def decode_value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
+def _default_username(user: Any) -> str:
+    name = getattr(user, "username", None)
+    return str(name if name else user.get_id())
 
 
 # --- the session object ---------------------------------------------------------------------
 
-class WatchedSession(SessionMixin):
-    """Flask's ``session``: a dict-like view of one core session, validated on first use."""
-
-    new = False
-    modified = False
+class WatchedSession(LazyDict, SessionMixin):
+    """Flask's ``session``: a ``dict`` of this visitor's data, read from Redis on first use."""
 
     def __init__(self, interface: WatchedSessionInterface, token: str | None) -> None:
+        super().__init__()
         self._interface = interface
-        self._token = token
-        self._loaded = token is None
-        self._record: Session | None = None
-        self._data: dict[str, Any] = {}
-        self._stored: dict[str, str] = {}
+        self.had_cookie = token is not None
+        self.kind: str | None = None
+        """``user``, ``anon`` or ``None`` (no session in Redis yet)."""
+        if sid_from_token(token) is not None:
+            self.kind = "user"
+        elif anon_id_from_token(token) is not None:
+            self.kind = "anon"
+        self.token = token if self.kind else None
+        self._loaded = self.kind is None
+        self.record: Session | None = None
+        self.stored: dict[str, str] = {}
+        self.new = self.kind is None
+        self.modified = False
         self.accessed = False
         self.issued = False
-        """A new token was issued in this request (set the cookie)."""
-        self.dropped = False
-        """The cookie's token is no longer valid (delete the cookie)."""
+        """A new token was made in this request: the cookie must be set."""
+        self.dropped = token is not None and self.kind is None
+        """The cookie names no session (any more): it is deleted unless a new one is set."""
+        self.replaced: list[tuple[str, str]] = []
+        """Sessions ended by clear() or a logout in this request, ended in Redis at save."""
+        self.pending_login: dict[str, Any] | None = None
+        self.failed = False
+        """Redis failed during this request: nothing more is written and the cookie is
+        left as it is (never a silent logout)."""
 
-    # loading
-    def load(self) -> Session | None:
-        """The core session behind the cookie (one EVALSHA, once per request)."""
-        self.accessed = True
-        if not self._loaded:
-            try:
-                record = self._interface.store.validate(self._token)
-            except StoreUnavailable as exc:
-                raise SessionStoreUnavailable() from exc
-            self._loaded = True
-            if record is None:
-                self._token, self.dropped = None, True
-            else:
-                self._adopt(record, self._token)
-        return self._record
-
-    def _adopt(self, record: Session, token: str | None) -> None:
-        self._record, self._token = record, token
-        self._stored = {k: v for k, v in record.metadata.items() if k.startswith(FIELD_PREFIX)}
-        self._data = {k[len(FIELD_PREFIX):]: decode_value(v) for k, v in self._stored.items() if v != ""}
+    def _io(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except StoreUnavailable as exc:
+            self.failed = True
+            raise SessionStoreUnavailable() from exc
 
     @property
-    def token(self) -> str | None:
-        return self._token
+    def store(self) -> SessionStore:
+        return self._interface.store
 
-    # mapping protocol
-    def __getitem__(self, key: str) -> Any:
-        self.load()
-        return self._data[key]
+    # loading -----------------------------------------------------------------------------
+    def _fetch(self) -> dict[str, Any]:
+        self.accessed = True
+        found = False
+        if self.kind == "user":
+            record = self._io(self.store.validate, self.token)
+            if record is not None:
+                found, self.record, self.stored = True, record, data_of(record.metadata)
+        elif self.kind == "anon":
+            anon = self._io(self.store.read_anonymous, self.token)
+            if anon is not None:
+                found, self.stored = True, anon.data
+        if self.kind is not None and not found:
+            self.kind, self.token, self.dropped, self.new = None, None, True, True
+        data, bad = decode_all(_decode, self.stored)
+        if bad:
+            log.warning("session data unreadable for keys %s: left out", [k[:40] for k in bad])
+        return data
 
+    def load(self) -> Session | None:
+        """The user session behind the cookie, if any (one round trip, once per request)."""
+        self.accessed = True
+        self._load()
+        return self.record
+
+    # dict changes mark the session modified -------------------------------------------------
     def __setitem__(self, key: str, value: Any) -> None:
-        field_name(key)
-        encode_value(key, value)  # refuse what cannot be stored here, not at save time
-        if self.load() is None:
-            raise AnonymousSessionError(
-                "session data needs a logged-in user: call login_user() before writing to session")
-        self._data[key] = value
+        encode_one(_encode, check_key(key), value, self.store.policy.data_max_bytes)
+        self.accessed = self.modified = True
+        super().__setitem__(key, value)
+
+    def __getitem__(self, key: str) -> Any:
+        self.accessed = True
+        return super().__getitem__(key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        self.accessed = True
+        return super().get(key, default)
 
     def __delitem__(self, key: str) -> None:
-        self.load()
-        del self._data[key]
+        self.accessed = self.modified = True
+        super().__delitem__(key)
 
-    def __iter__(self) -> Iterator[str]:
-        self.load()
-        return iter(list(self._data))
+    def pop(self, key: str, *default: Any) -> Any:
+        self.accessed = self.modified = True
+        return super().pop(key, *default)
 
-    def __len__(self) -> int:
-        self.load()
-        return len(self._data)
+    def popitem(self) -> tuple[str, Any]:
+        self.accessed = self.modified = True
+        return super().popitem()
 
-    def __repr__(self) -> str:
-        sid = self._record.short_id if self._record else None
-        return f"<WatchedSession {sid} {sorted(self._data) if self._loaded else '(not loaded)'}>"
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        self.accessed = True
+        self._load()
+        if not dict.__contains__(self, key):
+            self[key] = default
+        return dict.__getitem__(self, key)
 
-    @property  # type: ignore[override]
-    def permanent(self) -> bool:
-        """Always true: lifetimes come from core's Policy, not from Flask's flag."""
-        return True
+    def clear(self) -> None:
+        """Empty the session and end it in Redis (at the end of the request): a logout in
+        apps that log out with ``session.clear()``. New data starts a new session."""
+        self._end_current(keep=())
 
-    @permanent.setter
-    def permanent(self, value: bool) -> None:
-        pass
+    def _end_current(self, keep: tuple[str, ...]) -> None:
+        kept = {}
+        if keep:
+            self._load()
+            kept = {k: dict.__getitem__(self, k) for k in keep if dict.__contains__(self, k)}
+        if self.kind is not None and self.token is not None:
+            self.replaced.append((self.kind, self.token))
+        self.kind, self.token, self.record, self.stored = None, None, None, {}
+        self.pending_login, self.issued = None, False
+        self._loaded, self._blind = True, set()
+        dict.clear(self)
+        dict.update(self, kept)
+        self.accessed = self.modified = True
 
-    # writing
-    def changes(self) -> dict[str, str]:
-        """Fields whose encoded value differs from what was loaded ("" for deleted keys)."""
-        if self._record is None:
-            return {}
-        out = {}
-        for key, value in self._data.items():
-            name, raw = field_name(key), encode_value(key, value)
-            if self._stored.get(name) != raw:
-                out[name] = raw
-        for name, raw in self._stored.items():
-            if raw != "" and name[len(FIELD_PREFIX):] not in self._data:
-                out[name] = ""
-        return out
+    # login and logout ----------------------------------------------------------------------
+    def begin_login(self, username: str, **options: Any) -> None:
+        """Make this a user session of ``username`` at the end of the request (or at once,
+        with :meth:`finish_login`), carrying its data over."""
+        self.pending_login = {"username": username, **options}
+        self.accessed = self.modified = True
 
-    def flush(self) -> bool:
-        """Write changed values (one update_profile call); returns whether it wrote."""
-        changed = self.changes()
-        if not changed or self._record is None:
-            return False
+    def finish_login(self) -> Session | None:
+        if self.pending_login is None:
+            return self.record
+        options, self.pending_login = self.pending_login, None
+        self._load()
+        sets, _, sizes = diff(self, {}, _encode, 0)
+        anon = self.token if self.kind == "anon" else None
+        old_sid = self.record.sid if self.record is not None else None
+        request = flask.request
         try:
-            self._interface.store.update_profile(self._record.sid, metadata=changed)
-        except SessionNotFound:
-            # Ended (admin logout, expiry) while this request ran: the change is dropped on
-            # purpose rather than reviving the session; the cookie goes with it.
-            log.info("session %s ended during the request; its changes were not saved", self._record.short_id)
-            self._reset(dropped=True)
-            return False
-        self._stored.update(changed)
-        return True
+            record, token = self._io(
+                self.store.login, options.pop("username"),
+                app=options.pop("app", None) or self._interface.app_name or flask.current_app.name,
+                ip=client_ip(request.remote_addr), user_agent=request.user_agent.string[:1024] or None,
+                data=sets, anonymous=anon, **options)
+        except DataTooLarge as exc:
+            raise too_large(exc, sizes) from None
+        if old_sid is not None:
+            self._io(self.store.logout, old_sid)
+        self.kind, self.token, self.record, self.stored = "user", token, record, dict(sets)
+        self.issued, self.dropped, self.new = True, False, False
+        return record
 
-    def _reset(self, *, dropped: bool) -> None:
-        self._record, self._token, self._loaded = None, None, True
-        self._data, self._stored = {}, {}
-        self.issued, self.dropped = False, dropped
+    # saving --------------------------------------------------------------------------------
+    def save(self) -> None:
+        """Write what changed (and end what was ended) in as few calls as possible."""
+        if self.pending_login is not None:
+            self.finish_login()
+        replaces = None
+        for kind, token in self.replaced:
+            if kind == "user":
+                sid = sid_from_token(token)
+                if sid is not None:
+                    self._io(self.store.logout, sid)
+            elif replaces is None and self.kind is None and dict.__len__(self):
+                replaces = token  # ended by the call that stores the new data
+            else:
+                self._io(self.store.end_anonymous, token)
+        self.replaced = []
+        limit = self.store.policy.data_max_bytes
+        if self.kind is None:
+            if dict.__len__(self):
+                sets, _, sizes = diff(self, {}, _encode, limit)
+                self._new_anonymous(sets, sizes, replaces)
+            return
+        if not self._loaded:
+            if not self._blind:
+                return
+            sets, deletes, sizes = diff(self, {}, _encode, limit, only=self._blind)
+        else:
+            sets, deletes, sizes = diff(self, self.stored, _encode, limit)
+            if sum(sizes.values()) > limit:
+                raise too_large(DataTooLarge(sum(sizes.values()), limit), sizes)
+        if not sets and not deletes:
+            return
+        try:
+            if self.kind == "user":
+                sid = self.record.sid if self.record is not None else sid_from_token(self.token)
+                assert sid is not None
+                if not self._io(self.store.save_data, sid, sets, deletes):
+                    # Ended (admin logout, expiry) while this request ran: the change is
+                    # dropped rather than reviving the session, and the cookie goes.
+                    log.info("session ended during the request; its changes were not saved")
+                    self.kind, self.token, self.record, self.stored, self.dropped = None, None, None, {}, True
+                    return
+            else:
+                saved = self._io(self.store.save_anonymous, self.token, sets, deletes,
+                              app=self._interface.app_name or "")
+                if saved.token is None:
+                    self.kind, self.token, self.stored, self.dropped = None, None, {}, True
+                    return
+                if saved.created:
+                    self.token, self.issued, self.stored = saved.token, True, {}
+        except DataTooLarge as exc:
+            raise too_large(exc, sizes) from None
+        self.stored.update(sets)
+        for key in deletes:
+            self.stored.pop(key, None)
+
+    def _new_anonymous(self, sets: dict[str, str], sizes: dict[str, int], replaces: str | None) -> None:
+        if sum(sizes.values()) > self.store.policy.data_max_bytes:
+            raise too_large(DataTooLarge(sum(sizes.values()), self.store.policy.data_max_bytes), sizes)
+        saved = self._io(self.store.save_anonymous, None, sets, app=self._interface.app_name or "",
+                      replaces=replaces)
+        self.kind, self.token, self.stored = "anon", saved.token, dict(sets)
+        self.issued, self.dropped = True, False
 
 
 # --- the interface --------------------------------------------------------------------------
 
 class WatchedSessionInterface(SessionInterface):
-    """Flask ``SessionInterface`` over a :class:`core.SessionStore`."""
+    """Flask ``SessionInterface`` over a :class:`core.SessionStore`; cookie settings come
+    from the app's ``SESSION_COOKIE_*`` configuration, as for Flask's own sessions."""
 
-    def __init__(self, store: SessionStore, *, app_name: str | None = None, cookie_name: str = COOKIE_NAME,
-                 secure: bool | None = None, samesite: str | None = "Lax") -> None:
+    def __init__(self, store: SessionStore, *, app_name: str | None = None,
+                 username: Callable[[Any], str] | None = None) -> None:
         self.store = store
         self.app_name = app_name
-        self.cookie_name = cookie_name
-        self.secure = secure
-        """``None``: Secure unless ``app.debug`` (plain-http development server)."""
-        self.samesite = samesite
-
-    def get_cookie_name(self, app: flask.Flask) -> str:
-        return self.cookie_name
-
-    def get_cookie_secure(self, app: flask.Flask) -> bool:
-        return (not app.debug) if self.secure is None else self.secure
-
-    def get_cookie_samesite(self, app: flask.Flask) -> str | None:
-        return self.samesite
-
-    def get_cookie_httponly(self, app: flask.Flask) -> bool:
-        return True
+        self.username = username or _default_username
 
     def open_session(self, app: flask.Flask, request: flask.Request) -> WatchedSession:
-        return WatchedSession(self, request.cookies.get(self.cookie_name) or None)
+        return WatchedSession(self, request.cookies.get(self.get_cookie_name(app)))
 
     def save_session(self, app: flask.Flask, session: SessionMixin, response: Response) -> None:
-        if not isinstance(session, WatchedSession):
+        if not isinstance(session, WatchedSession) or session.failed:
+            return
+        try:
+            session.save()
+        except (StoreUnavailable, ServiceUnavailable):
+            _become_unavailable(response)
             return
         if session.accessed:
             response.vary.add("Cookie")
-        try:
-            session.flush()
-        except StoreUnavailable:
-            _become_unavailable(response)
+        name, domain, path = self.get_cookie_name(app), self.get_cookie_domain(app), self.get_cookie_path(app)
+        secure, samesite = self.get_cookie_secure(app), self.get_cookie_samesite(app)
+        httponly, partitioned = self.get_cookie_httponly(app), self.get_cookie_partitioned(app)
+        if session.token is None:
+            if session.had_cookie and (session.dropped or session.modified):
+                response.delete_cookie(name, domain=domain, path=path, secure=secure, partitioned=partitioned,
+                                       samesite=samesite, httponly=httponly)
+                response.vary.add("Cookie")
             return
-        name, domain, path = self.cookie_name, self.get_cookie_domain(app), self.get_cookie_path(app)
-        if session.issued and session.token and session._record is not None:
-            deadline = session._record.max_expires_at
-            response.set_cookie(
-                name, session.token, path=path, domain=domain, httponly=True,
-                secure=self.get_cookie_secure(app), samesite=self.samesite,
-                expires=datetime.fromtimestamp(deadline, UTC) if deadline else None,
-            )
-        elif session.dropped:
-            response.delete_cookie(name, path=path, domain=domain, secure=self.get_cookie_secure(app),
-                                   httponly=True, samesite=self.samesite)
+        # A permanent session's cookie is refreshed on requests that used the session
+        # (knowing ``permanent`` needs the data; an untouched request costs no Redis call).
+        refresh = session.loaded and session.accessed and self.should_set_cookie(app, session)
+        if not (session.issued or session.modified or refresh):
+            return
+        expires = self.get_expiration_time(app, session) if session.loaded or session.issued else None
+        if expires is not None and session.record is not None and session.record.max_expires_at:
+            expires = min(expires, datetime.fromtimestamp(session.record.max_expires_at, UTC))
+        response.set_cookie(name, session.token, expires=expires, httponly=httponly, domain=domain, path=path,
+                            secure=secure, partitioned=partitioned, samesite=samesite)
+        response.vary.add("Cookie")
 
 
 def _become_unavailable(response: Response) -> None:
@@ -304,7 +356,11 @@ def _become_unavailable(response: Response) -> None:
 
 
 class SessionWatch:
-    """Flask extension: ``SessionWatch(app, store)`` or ``ext.init_app(app)`` later."""
+    """Flask extension: ``SessionWatch(app, store)`` or ``ext.init_app(app)`` later.
+
+    Options: ``app_name`` (shown in the dashboard; default the Flask app's name) and
+    ``username`` (a callable from Flask-Login's user object to the username recorded).
+    """
 
     def __init__(self, app: flask.Flask | None = None, store: SessionStore | None = None,
                  **options: Any) -> None:
@@ -320,7 +376,40 @@ class SessionWatch:
         interface = WatchedSessionInterface(store, **{"app_name": app.name, **self.options})
         app.session_interface = interface
         app.extensions["sessionwatch"] = interface
+        _connect_flask_login(app, interface)
         return interface
+
+
+def _connect_flask_login(app: flask.Flask, interface: WatchedSessionInterface) -> None:
+    """Follow Flask-Login (when installed) through its signals, so its ``login_user`` and
+    ``logout_user`` make and end sessionwatch user sessions."""
+    try:
+        from flask_login import signals
+    except ImportError:
+        return
+
+    def current() -> WatchedSession | None:
+        obj = flask.session._get_current_object()  # type: ignore[attr-defined]
+        return obj if isinstance(obj, WatchedSession) else None
+
+    def logged_in(sender: Any, user: Any = None, **_: Any) -> None:
+        sess = current()
+        if sess is not None and user is not None:
+            sess.begin_login(interface.username(user))
+
+    def logged_out(sender: Any, **_: Any) -> None:
+        sess = current()
+        if sess is not None:
+            sess._end_current(keep=KEPT_AT_LOGOUT)
+
+    def protected(sender: Any, **_: Any) -> None:
+        sess = current()
+        if sess is not None and sess.kind == "user" and "_user_id" not in sess:
+            sess._end_current(keep=KEPT_AT_LOGOUT)
+
+    for signal, handler in ((signals.user_logged_in, logged_in), (signals.user_loaded_from_cookie, logged_in),
+                            (signals.user_logged_out, logged_out), (signals.session_protected, protected)):
+        signal.connect(handler, sender=app, weak=False)
 
 
 # --- helpers for views ----------------------------------------------------------------------
@@ -333,81 +422,66 @@ def _session() -> WatchedSession:
 
 
 def current_store() -> SessionStore:
-    return _session()._interface.store
+    return _session().store
 
 
 def current_session() -> Session | None:
-    """The logged-in session of this request, or ``None``."""
-    return _session().load()
-
-
-def login_user(username: str, *, app: str | None = None, type: str = "web", email: str | None = None,
-               department: str | None = None, metadata: Mapping[str, object] | None = None) -> Session:
-    """Log ``username`` in with a fresh token (no fixation): a new session is created, its
-    token set as the cookie, and the session the cookie named before (if any) is ended."""
+    """The logged-in (user) session of this request, or ``None``."""
     sess = _session()
-    store = sess._interface.store
-    request = flask.request
-    # The session the cookie named (if any) is ended after the new one exists, so bad
-    # input or an outage during login leaves the user logged in as before.
-    old = sess._record.sid if sess._record is not None else None
-    if old is None and not sess._loaded:
-        old = sid_from_token(sess.token)  # logout is idempotent: no validate round trip
-    try:
-        record, token = store.login(
-            username, app=app or sess._interface.app_name or flask.current_app.name, type=type,
-            ip=client_ip(request.remote_addr), user_agent=request.user_agent.string[:1024] or None,
-            email=email, department=department, metadata=metadata,
-        )
-        if old is not None:
-            store.logout(old)
-    except StoreUnavailable as exc:
-        raise SessionStoreUnavailable() from exc
-    sess._reset(dropped=False)
-    sess._adopt(record, token)
-    sess.issued = True
-    sess.accessed = True
+    if sess.pending_login is not None:
+        return sess.finish_login()
+    return sess.load()
+
+
+def start_session(username: str, *, app: str | None = None, type: str = "web", email: str | None = None,
+                  department: str | None = None, metadata: Mapping[str, object] | None = None) -> Session:
+    """Log ``username`` in now, without Flask-Login: a new token and id (no fixation), the
+    session's data carried over, the previous session (anonymous or not) ended."""
+    sess = _session()
+    sess.begin_login(username, app=app, type=type, email=email, department=department, metadata=metadata)
+    record = sess.finish_login()
+    assert record is not None
     return record
 
 
-def logout_user(*, everywhere: bool = False) -> bool:
-    """End this session in Redis (so every copy of the token stops working) and delete the
-    cookie; with ``everywhere`` end every session of the user. Returns whether one ended."""
+def end_session(*, everywhere: bool = False) -> bool:
+    """End this user session in Redis now (every copy of the token stops working; with
+    ``everywhere`` every session of the user) and start clean. Returns whether one ended."""
     sess = _session()
-    record = sess.load()
+    record = current_session()
     if record is None:
         return False
-    store = sess._interface.store
-    try:
-        ended = bool(store.logout_user(record.username)) if everywhere else store.logout(record.sid)
-    except StoreUnavailable as exc:
-        raise SessionStoreUnavailable() from exc
-    sess._reset(dropped=True)
+    store = sess.store
+    if everywhere:
+        ended = bool(sess._io(store.logout_user, record.username))
+    else:
+        ended = sess._io(store.logout, record.sid)
+    sess._end_current(keep=())
+    sess.replaced.clear()
+    sess.dropped = True
     return ended
 
 
 def update_profile(*, email: str | None = None, department: str | None = None,
                    metadata: Mapping[str, object] | None = None) -> Session | None:
-    """Set profile fields (shown in the dashboard) of the current session, now. Returns the
-    updated session, or ``None`` if it ended meanwhile (the cookie is then deleted)."""
+    """Set profile fields (shown in the dashboard) of the current user session, now.
+    Returns the updated session, or ``None`` if there is none (or it ended meanwhile)."""
     sess = _session()
-    record = sess.load()
+    record = current_session()
     if record is None:
-        raise AnonymousSessionError("update_profile needs a logged-in user")
-    try:
-        sess._interface.store.update_profile(record.sid, email=email, department=department,
-                                             metadata=metadata)
-    except SessionNotFound:
-        sess._reset(dropped=True)
         return None
-    except StoreUnavailable as exc:
-        raise SessionStoreUnavailable() from exc
-    sess._record = with_profile(record, email=email, department=department, metadata=metadata)
-    return sess._record
+    try:
+        sess._io(sess.store.update_profile, record.sid, email=email, department=department, metadata=metadata)
+    except SessionNotFound:
+        sess._end_current(keep=())
+        sess.replaced.clear()
+        sess.dropped = True
+        return None
+    sess.record = with_profile(record, email=email, department=department, metadata=metadata)
+    return sess.record
 
 
 __all__ = [
-    "AnonymousSessionError",
     "SessionStoreUnavailable",
     "SessionValueError",
     "SessionWatch",
@@ -415,7 +489,7 @@ __all__ = [
     "WatchedSessionInterface",
     "current_session",
     "current_store",
-    "login_user",
-    "logout_user",
+    "end_session",
+    "start_session",
     "update_profile",
 ]
