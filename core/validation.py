@@ -75,7 +75,7 @@ def ip(value: object) -> str:
 def metadata(values: Mapping[str, object] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in (values or {}).items():
-        if not isinstance(key, str) or not _META_KEY.match(key):
+        if not isinstance(key, str) or not _META_KEY.fullmatch(key):
             raise InvalidInput("metadata", f"key {str(key)[:40]!r} must match [a-z][a-z0-9_]{{0,63}}")
         if key in RESERVED_FIELDS:
             raise InvalidInput("metadata", f"key {key!r} is a reserved session field")
