@@ -478,3 +478,37 @@ def test_wrong_key_is_refused_and_rate_limited(make_endpoint: Callable[..., Endp
         blob = Path(f"{pub}.pub").read_text().split()[1]
         assert blob not in log and blob[:24] not in log
     assert not any(e.kind == "ssh_connect" for e in store.events(limit=10))
+
+
+def test_agent_and_x11_forwarding_are_refused(endpoint: Endpoint, keys: Keys, tmux: Tmux, tmp_path: Path) -> None:
+    agent_sock = tmp_path / "agent.sock"
+    agent = subprocess.run(["ssh-agent", "-a", str(agent_sock)], capture_output=True, text=True, check=True)
+    agent_pid = int(re.search(r"SSH_AGENT_PID=(\d+)", agent.stdout).group(1))
+    try:
+        before = set(endpoint.dashboard_pids())
+        command = [*endpoint.ssh_args(keys.viewer, "-t", "-A", "-o", "ForwardX11=yes",
+                                      "-o", "ForwardX11Trusted=yes", "-o", "LogLevel=INFO"), "127.0.0.1"]
+        tmux.run("new-session", "-d", "-s", "f", "-x", "80", "-y", "24", "-e", f"SSH_AUTH_SOCK={agent_sock}",
+                 "-e", "DISPLAY=127.0.0.1:93", f"{shlex.join(command)} 2>{tmp_path / 'err'}; sleep 3600")
+        tmux.wait("f", dashboard_ready, what="the dashboard")
+        pid = wait_until(lambda: (set(endpoint.dashboard_pids()) - before), 30, "the dashboard pid").pop()
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        assert not [v for v in environ if v.startswith((b"SSH_AUTH_SOCK=", b"DISPLAY=", b"SSH_"))]
+        wait_until(lambda: "X11 forwarding request failed" in (tmp_path / "err").read_text(), 30,
+                   "the X11 refusal")
+    finally:
+        os.kill(agent_pid, signal.SIGTERM)
+
+
+def test_sigterm_ends_every_dashboard_and_records_the_disconnects(make_endpoint: Callable[..., Endpoint],
+                                                                  keys: Keys, store: SessionStore,
+                                                                  tmux: Tmux) -> None:
+    ep = make_endpoint()
+    tmux.open("s", [*ep.ssh_args(keys.admin, "-t"), "127.0.0.1"])
+    tmux.wait("s", dashboard_ready, what="the dashboard")
+    pid = wait_until(ep.dashboard_pids, 30, "the dashboard pid")[0]
+    ep.proc.send_signal(signal.SIGTERM)
+    assert ep.proc.wait(60) == 0
+    assert process_gone(pid)
+    assert [e.kind for e in store.events(limit=5)][:2] == ["ssh_disconnect", "ssh_connect"]
+    tmux.wait("s", lambda s: "[ssh exited" in s, what="ssh to end")
