@@ -268,13 +268,26 @@ def _listen_address(text: str) -> tuple[str, int]:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .simulator import Simulator
 
-    with open_store(args) as store:
+    # Simulated sessions must never land in a Redis by accident: only an explicit --url,
+    # never $REDIS_URL or the default, and it says where before it writes anything.
+    if args.url is None:
+        raise CliError("simulate writes made-up sessions: name the Redis with --url "
+                       "(it never uses $REDIS_URL or the default)", EXIT_USAGE)
+    url = resolve_url(args)
+    with SessionStore.from_url(url, prefix=args.prefix, options=connect_options(args)) as store:
         store.ping()
+        where = redact_url(url) + (f" prefix={args.prefix}" if args.prefix else "")
+        limits = [f"{args.duration:g} s" if args.duration else "",
+                  f"{args.ops} operations" if args.ops else ""]
+        until = " or ".join(x for x in limits if x) or "Ctrl-C"
+        note(f"simulating {args.rate:g} operations/s into {where} until {until}")
         sim = Simulator(store, seed=args.seed, users=args.users)
+        progress = (lambda st: note(st.progress_line())) if args.progress > 0 else None
         try:
-            stats = sim.run(args.rate, duration=args.duration, max_ops=args.ops)
+            stats = sim.run(args.rate, duration=args.duration, max_ops=args.ops, progress=progress,
+                            progress_every=args.progress or 5.0)
         except KeyboardInterrupt:
-            stats = sim.stats
+            stats = sim.stats  # elapsed is the true running time (set however run() ends)
         print(stats.summary())
         return EXIT_OK if stats.total or not stats.errors else EXIT_UNAVAILABLE
 
@@ -777,9 +790,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="sessions to log in before the dashboard opens (default: 60)")
     p.add_argument("--seed", type=int, default=None, help="random seed, for a reproducible run")
 
-    p = add("simulate", "generate realistic session traffic (no dashboard)",
+    p = add("simulate", "generate realistic session traffic into --url (no dashboard)",
             "Log users in and out, validate tokens, update profiles, evict over the per-user cap, "
-            "expire short sessions and sweep them, at a steady rate, then print a summary.")
+            "expire short sessions and sweep them, at a steady rate, then print a summary. Writes "
+            "only to the Redis named by an explicit --url (never $REDIS_URL), and says where first.")
     p.add_argument("--rate", type=_non_negative_float, default=20.0, metavar="OPS",
                    help="operations per second (default: 20; 0 = as fast as possible)")
     p.add_argument("--duration", type=_positive_float, default=None, metavar="SECONDS",
@@ -788,6 +802,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="stop after N operations")
     p.add_argument("--users", type=_int_between(1, 100_000), default=200, metavar="N",
                    help="number of simulated people (default: 200)")
+    p.add_argument("--progress", type=_non_negative_float, default=5.0, metavar="SECONDS",
+                   help="print progress on stderr this often (default: 5; 0 = never)")
     p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible traffic")
 
     p = add("sessions", "list sessions (active by default)")

@@ -91,6 +91,11 @@ class SimStats:
     def total(self) -> int:
         return sum(self.ops.values())
 
+    def progress_line(self) -> str:
+        rate = self.total / self.elapsed if self.elapsed > 0 else 0.0
+        return (f"{self.total} operations in {self.elapsed:.0f} s ({rate:.1f}/s), "
+                f"{self.ops['login']} logins, {self.errors} errors")
+
     def summary(self) -> str:
         rate = self.total / self.elapsed if self.elapsed > 0 else 0.0
         parts = ", ".join(f"{n} {k}" for k, n in sorted(self.ops.items(), key=lambda kv: -kv[1]))
@@ -267,38 +272,48 @@ class Simulator:
 
     # --- pacing ----------------------------------------------------------------------------
     def run(self, rate: float, *, duration: float | None = None, stop_event: threading.Event | None = None,
-            max_ops: int | None = None, retry_delay: float = 1.0) -> SimStats:
+            max_ops: int | None = None, retry_delay: float = 1.0,
+            progress: Callable[[SimStats], None] | None = None, progress_every: float = 5.0) -> SimStats:
         """Step at ``rate`` operations per second (``0``: as fast as possible) until
         ``duration`` seconds passed, ``max_ops`` operations ran or ``stop_event`` is set.
-        While Redis is unavailable it waits ``retry_delay`` and tries again."""
+        While Redis is unavailable it waits ``retry_delay`` and tries again. ``progress``
+        is called with the stats every ``progress_every`` seconds. ``elapsed`` is the true
+        running time however the run ends (Ctrl-C included)."""
         if rate < 0:
             raise ValueError("rate must be >= 0")
         stop_event = stop_event or threading.Event()
         start = time.monotonic()
         self.stats.started = time.time()
         deadline = start + duration if duration is not None else None
+        report_at = start + progress_every if progress is not None else None
         done = 0
         next_at = start
-        while not stop_event.is_set() and (max_ops is None or done < max_ops):
-            now = time.monotonic()
-            if deadline is not None and now >= deadline:
-                break
-            if rate > 0 and now < next_at:
-                wait = next_at - now if deadline is None else min(next_at, deadline) - now
-                if stop_event.wait(wait):
+        try:
+            while not stop_event.is_set() and (max_ops is None or done < max_ops):
+                now = time.monotonic()
+                if report_at is not None and progress is not None and now >= report_at:
+                    self.stats.elapsed = now - start
+                    progress(self.stats)
+                    report_at = now + progress_every
+                if deadline is not None and now >= deadline:
                     break
-                continue
-            try:
-                self.step()
-            except StoreUnavailable:
-                if stop_event.wait(retry_delay):
-                    break
-                next_at = time.monotonic()
-                continue
-            done += 1
-            if rate > 0:
-                next_at = max(next_at + 1.0 / rate, time.monotonic() - 1.0)
-        self.stats.elapsed = time.monotonic() - start
+                if rate > 0 and now < next_at:
+                    until = min(x for x in (next_at, deadline, report_at) if x is not None)
+                    if stop_event.wait(until - now):
+                        break
+                    continue
+                try:
+                    self.step()
+                except StoreUnavailable:
+                    if stop_event.wait(retry_delay):
+                        break
+                    next_at = time.monotonic()
+                    continue
+                done += 1
+                if rate > 0:
+                    next_at = max(next_at + 1.0 / rate, time.monotonic() - 1.0)
+        finally:
+            self.stats.elapsed = time.monotonic() - start
         return self.stats
 
 
