@@ -168,10 +168,10 @@ class StoreAPI:
         return self._run(plans.events(self.ctx, limit=limit))
 
     def events_since(self, last_seq: int | None, *, last_raw: str | None = None, top_raw: str | None = None,
-                     limit: int = 10_000) -> Any:
+                     top: tuple[str, ...] = (), limit: int = 10_000) -> Any:
         """Events after a reader's position (an :class:`~core.plans.EventsSince`)."""
         return self._run(plans.events_since(self.ctx, last_seq, last_raw=last_raw, top_raw=top_raw,
-                                            limit=limit))
+                                            top=top, limit=limit))
 
     def event_head(self) -> Any:
         return self._run(plans.event_head(self.ctx))

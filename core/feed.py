@@ -3,10 +3,13 @@
 Pub/sub is fire-and-forget and keyspace ``expired`` events can come minutes late, so
 they are only hints. The event log (``event:logs``, with a strictly increasing ``seq``)
 is the truth: after every (re)subscribe the feed catches up from the log, drops what it
-has already delivered (by ``seq``), and tells the reader to resync its views. A
-heartbeat reads the newest log line on its own short-timeout connection, which both
-detects a frozen server (redis-py's pub/sub does not) and picks up plain-text lines that
-other apps push to the log without publishing.
+has already delivered, and tells the reader to resync its views. A heartbeat reads the
+newest log line on its own short-timeout connection, which both detects a frozen server
+(redis-py's pub/sub does not) and, with a catch-up whenever that line is new or events
+came through pub/sub, picks up plain-text lines that other apps push to the log without
+publishing. A rewound counter (FLUSHALL, a restart without persistence) is detected and
+the reader starts over (``Resync(rewound=True)``); any failure of the reader itself is
+reported as a :class:`FeedStatus` and the reader restarts.
 
 :class:`FeedState` holds the logic with no I/O; :class:`EventFeed` (threads) and
 :func:`afeed` (asyncio) only move bytes.
@@ -46,9 +49,12 @@ class FeedStatus:
 @dataclass(frozen=True, slots=True)
 class Resync:
     """Subscribed (again) and caught up: reload pages and counts now. ``gap`` means the
-    log had been trimmed past the last event seen, so some events could not be replayed."""
+    reader's position was no longer in the log (trimmed past it while away, or lost), so
+    some events could not be replayed; ``rewound`` that the event counter went back
+    (FLUSHALL, or a restart without persistence): positions start again."""
 
     gap: bool = False
+    rewound: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,17 +66,30 @@ class ExpiryHint:
 
 FeedItem = Event | FeedStatus | Resync | ExpiryHint
 
+RECENT = 5000
+"""Delivered ``seq`` -> line pairs remembered, to tell a duplicate from a rewind."""
+
 
 @dataclass(slots=True)
 class FeedState:
-    """Where a reader is in the event log, and what to do with each thing that arrives."""
+    """Where a reader is in the event log, and what to do with each thing that arrives.
+
+    The position in the log is its newest lines at the last full read (``top``), matched
+    by content; ``seq`` only orders and de-duplicates our own events. A ``seq`` counts as
+    ours only if it is at most the ``event:seq`` counter, so a foreign line with a huge
+    ``seq`` is shown but moves nothing; a ``seq`` seen before with another line means
+    the log was rewound. Events taken straight from pub/sub leave the position
+    unverified: the next heartbeat reads the log down to ``top``, so plain-text lines
+    pushed just before an event are never skipped."""
 
     schema: Schema
     db: int = 0
     backlog: int = 200
     last_seq: int | None = None
-    last_raw: str | None = None
-    top_raw: str | None = None
+    counter: int | None = None
+    top: tuple[str, ...] = ()
+    recent: dict[int, str] = field(default_factory=dict)
+    unverified: bool = False
     started: bool = False
     pending_subscribes: int = 0
     channels: list[str] = field(default_factory=list)
@@ -82,27 +101,45 @@ class FeedState:
         self.pending_subscribes = len(self.channels)
         return self.channels
 
-    def accept(self, events: list[Event]) -> list[Event]:
-        """Keep events not yet delivered, in order, and move the position past them."""
-        out = []
-        for ev in events:
-            if ev.seq is not None:
-                if self.last_seq is not None and ev.seq <= self.last_seq:
-                    continue
-                self.last_seq = ev.seq
-                self.last_raw = ev.raw
-            out.append(ev)
-        if events:
-            self.top_raw = events[-1].raw
-        return out
+    @property
+    def last_raw(self) -> str | None:
+        return None if self.last_seq is None else self.recent.get(self.last_seq)
 
-    def initial(self, newest_first: list[Event]) -> list[Event]:
-        """First connect: deliver the recent backlog, oldest first."""
+    @property
+    def top_raw(self) -> str | None:
+        return self.top[0] if self.top else None
+
+    def _ours(self, ev: Event) -> bool:
+        return ev.seq is not None and self.counter is not None and ev.seq <= self.counter
+
+    def _remember(self, ev: Event) -> None:
+        assert ev.seq is not None
+        self.recent[ev.seq] = ev.raw
+        if self.last_seq is None or ev.seq > self.last_seq:
+            self.last_seq = ev.seq
+        if len(self.recent) > RECENT:
+            for seq in sorted(self.recent)[: len(self.recent) - RECENT]:
+                del self.recent[seq]
+
+    def reset(self) -> None:
+        self.started = False
+        self.last_seq = self.counter = None
+        self.top = ()
+        self.recent.clear()
+        self.unverified = False
+
+    def initial(self, since: EventsSince) -> list[Event]:
+        """First read (or after a rewind): deliver the recent backlog, oldest first."""
+        self.reset()
         self.started = True
-        events = list(reversed(newest_first))
-        if not events:
-            self.last_seq = self.last_seq or 0
-        return self.accept(events)
+        self.counter = since.counter
+        self.top = since.top
+        for ev in since.events:
+            if self._ours(ev):
+                self._remember(ev)
+        if self.last_seq is None and self.counter is not None:
+            self.last_seq = self.counter  # none of ours in the log: the next one is counter + 1
+        return list(since.events)
 
     def on_message(self, msg: dict[str, Any]) -> tuple[list[FeedItem], bool]:
         """Items to deliver for one pub/sub message, and whether a catch-up is needed."""
@@ -116,33 +153,56 @@ class FeedState:
             return [], False
         if channel == self.schema.channel:
             ev = parse_event(data)
-            if ev.seq is None:
+            if ev.seq is None or self.last_seq is None:
                 return [], True
-            if self.last_seq is not None and ev.seq <= self.last_seq:
-                return [], False
-            if self.last_seq is not None and ev.seq > self.last_seq + 1:
-                return [], True  # a gap: replay it from the log
-            return list(self.accept([ev])), False
+            if self.recent.get(ev.seq) == ev.raw:
+                return [], False  # already delivered
+            if ev.seq != self.last_seq + 1:
+                return [], True  # a gap, a rewind or a foreign seq: the log decides
+            self.counter = max(self.counter or 0, ev.seq)
+            self._remember(ev)
+            self.unverified = True
+            return [ev], False
         if isinstance(data, str) and (self.schema.is_session_key(data)
                                       or data.startswith(self.schema.cache(""))):
             return [ExpiryHint(data)], False
         return [], False
 
     def catch_up_items(self, since: EventsSince) -> list[FeedItem]:
-        """What a catch-up delivers. If the log was rewound the position is forgotten and
-        the caller must start over with :meth:`initial`."""
-        if since.rewound:
-            self.started = False
-            self.last_seq = self.last_raw = self.top_raw = None
-            return [Resync(True)]
-        return [*self.accept(since.events), Resync(since.gap)]
+        """What a catch-up delivers. On a rewind (the counter went back, or a ``seq`` we
+        delivered now holds another line) the position is forgotten and the caller must
+        start over with :meth:`initial`."""
+        self.counter = since.counter
+        rewound = since.rewound or any(
+            self._ours(ev) and ev.seq in self.recent and self.recent[ev.seq] != ev.raw  # type: ignore[index]
+            for ev in since.events)
+        if rewound:
+            self.reset()
+            return [Resync(gap=True, rewound=True)]
+        events = since.events
+        if not since.found:
+            # Position lost: keep only what is newer than the newest event we know.
+            known = [i for i, ev in enumerate(events)
+                     if self._ours(ev) and (ev.seq in self.recent
+                                            or (self.last_seq is not None and ev.seq <= self.last_seq))]  # type: ignore[operator]
+            if known:
+                events = events[known[-1] + 1:]
+        out: list[FeedItem] = []
+        for ev in events:
+            if self._ours(ev):
+                if ev.seq in self.recent:
+                    continue  # delivered from pub/sub already
+                self._remember(ev)
+            out.append(ev)
+        self.top = since.top
+        self.unverified = False
+        out.append(Resync(gap=since.gap))
+        return out
 
     def head_changed(self, head: str | None) -> bool:
-        """Whether the newest log line is one this reader has not delivered yet."""
-        if head is None or head == self.top_raw:
-            return False
-        ev = parse_event(head)
-        return not (ev.seq is not None and self.last_seq is not None and ev.seq <= self.last_seq)
+        """Whether the log must be read: its newest line is not the one at the last read,
+        or events came from pub/sub since (text lines may sit below them)."""
+        return self.unverified or head != self.top_raw
 
 
 def _heartbeat_client(client: redis.Redis, timeout: float) -> redis.Redis:
@@ -183,10 +243,9 @@ class EventFeed:
     def _catch_up(self) -> Iterator[FeedItem]:
         st = self.state
         if st.started:
-            yield from st.catch_up_items(self.store.events_since(st.last_seq, last_raw=st.last_raw,
-                                                                 top_raw=st.top_raw))
+            yield from st.catch_up_items(self.store.events_since(st.last_seq, top=st.top))
         if not st.started:
-            yield from st.initial(self.store.events(limit=st.backlog))
+            yield from st.initial(self.store.events_since(None, limit=st.backlog))
             yield Resync(False)
 
     def _head(self) -> str | None:
@@ -233,6 +292,11 @@ class EventFeed:
                     yield FeedStatus(False, _why(exc))
                 stop.wait(delay)
                 delay = min(delay * 2, self.backoff[1])
+            except Exception as exc:  # a bug or a line no parser foresaw: restart, say so
+                connected = False
+                yield FeedStatus(False, f"feed reader failed ({type(exc).__name__}: {_why(exc)}); restarting")
+                stop.wait(delay)
+                delay = min(delay * 2, self.backoff[1])
             finally:
                 with contextlib.suppress(REDIS_ERRORS):
                     pubsub.close()
@@ -254,10 +318,9 @@ async def afeed(store: AsyncSessionStore, *, heartbeat: float = 1.0, backlog: in
     async def catch_up() -> list[FeedItem]:
         items: list[FeedItem] = []
         if state.started:
-            items += state.catch_up_items(await store.events_since(
-                state.last_seq, last_raw=state.last_raw, top_raw=state.top_raw))
+            items += state.catch_up_items(await store.events_since(state.last_seq, top=state.top))
         if not state.started:
-            items += [*state.initial(await store.events(limit=state.backlog)), Resync(False)]
+            items += [*state.initial(await store.events_since(None, limit=state.backlog)), Resync(False)]
         return items
 
     try:
@@ -299,6 +362,11 @@ async def afeed(store: AsyncSessionStore, *, heartbeat: float = 1.0, backlog: in
                 if connected is not False:
                     connected = False
                     yield FeedStatus(False, _why(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, backoff[1])
+            except Exception as exc:  # a bug or a line no parser foresaw: restart, say so
+                connected = False
+                yield FeedStatus(False, f"feed reader failed ({type(exc).__name__}: {_why(exc)}); restarting")
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, backoff[1])
             finally:

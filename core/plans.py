@@ -649,44 +649,82 @@ def events(ctx: Context, *, limit: int = 100) -> Plan:
     return [parse_event(line) for line in reply]
 
 
+FINGERPRINT = 4
+"""Newest log lines a reader remembers as its position in the log (see :func:`events_since`)."""
+
+
 @dataclass(frozen=True, slots=True)
 class EventsSince:
     events: list[Event]
-    """New events, oldest first."""
+    """Lines newer than the reader's position, oldest first."""
     gap: bool
-    """The log was trimmed past the reader's position: some events are gone."""
+    """The reader's position was not found (the log was trimmed past it, or replaced):
+    ``events`` is the newest ``limit`` lines and some lines may be gone."""
     rewound: bool = False
-    """The log no longer holds the reader's last event (Redis lost data or the log was
-    replaced): the reader's position means nothing any more."""
+    """The event counter went back (Redis lost data, or FLUSHALL): the reader's position
+    means nothing any more."""
+    counter: int | None = None
+    """The ``event:seq`` counter read with the lines: a ``seq`` above it is not ours."""
+    top: tuple[str, ...] = ()
+    """The newest lines of the log now: the reader's next position."""
+    found: bool = False
+    """The reader's position was found: every line above it is in ``events``."""
+
+
+def _counter(reply: Any) -> int | None:
+    if isinstance(reply, Exception) or reply is None:
+        return None
+    try:
+        return int(reply)
+    except (TypeError, ValueError):
+        return None
 
 
 def events_since(ctx: Context, last_seq: int | None, *, last_raw: str | None = None,
-                 top_raw: str | None = None, limit: int = 10_000) -> Plan:
-    """Events newer than what a reader has seen.
+                 top_raw: str | None = None, top: tuple[str, ...] = (), limit: int = 10_000) -> Plan:
+    """Lines newer than a reader's position, read back from the newest in growing chunks.
 
-    The reader's position is the newest ``seq`` it has (``last_seq``, whose raw line is
-    ``last_raw``) and, for logs that other apps write as plain lines without ``seq``, the
-    newest raw line it has (``top_raw``). The log is read back in growing chunks until a
-    known line is reached."""
+    The position is ``top``, the newest lines of the log when the reader last read it
+    (``top_raw`` alone is the one-line form). Lines are matched by content, not by
+    ``seq``: plain-text lines from other apps have none, foreign JSON lines may carry
+    any, and after FLUSHALL ours start again at 1. ``last_seq`` only tells a rewind: the
+    counter is now below it (or gone)."""
+    fingerprint = tuple(top) or ((top_raw,) if top_raw is not None else ())
+    k = len(fingerprint)
     chunk = 100
-    got: list[Event] = []
-    marker = last_seq is not None or top_raw is not None
+    lines: list[str] = []
+    exhausted = False
+    counter: int | None = None
+    first = True
+    i = 0
     while True:
-        replies = yield Commands([("LRANGE", ctx.schema.events, len(got), len(got) + chunk - 1)])
-        lines = _ok(replies[0], [])
-        for line in lines:
-            ev = parse_event(line)
-            if last_seq is not None and ev.seq is not None and ev.seq <= last_seq:
-                rewound = ev.seq < last_seq or (last_raw is not None and ev.raw != last_raw)
-                return EventsSince(list(reversed(got)), False, rewound)
-            if top_raw is not None and ev.raw == top_raw:
-                return EventsSince(list(reversed(got)), False)
-            got.append(ev)
-            if len(got) >= limit:
-                return EventsSince(list(reversed(got)), marker)
-        if len(lines) < chunk:
-            return EventsSince(list(reversed(got)), marker)
-        chunk = min(chunk * 4, 5000)
+        while not exhausted and (i + max(k, 1) > len(lines)):
+            cmds: list[tuple[Any, ...]] = [("LRANGE", ctx.schema.events, len(lines), len(lines) + chunk - 1)]
+            if first:
+                cmds.append(("GET", ctx.schema.event_seq))
+            replies = yield Commands(cmds)
+            got = replies[0]
+            if isinstance(got, Exception):
+                raise got
+            if first:
+                counter = _counter(replies[1])
+                first = False
+                if last_seq is not None and (counter is None or counter < last_seq):
+                    return EventsSince([], True, True, counter, tuple(got[:FINGERPRINT]))
+            lines.extend(got)
+            exhausted = len(got) < chunk
+            chunk = min(chunk * 4, 5000)
+        now_top = tuple(lines[:FINGERPRINT])
+        if i >= len(lines):
+            return EventsSince([parse_event(x) for x in reversed(lines[:i])], bool(k), False, counter,
+                               now_top, not k)
+        if k and tuple(lines[i:i + k]) == fingerprint:
+            return EventsSince([parse_event(x) for x in reversed(lines[:i])], False, False, counter,
+                               now_top, True)
+        i += 1
+        if i >= limit:
+            return EventsSince([parse_event(x) for x in reversed(lines[:i])], bool(k), False, counter,
+                               now_top, False)
 
 
 def event_head(ctx: Context) -> Plan:

@@ -12,6 +12,7 @@ import pytest
 from core import AsyncSessionStore, Event, SessionStore
 from core.embedded import RedisServer
 from core.feed import EventFeed, ExpiryHint, FeedState, FeedStatus, Resync, afeed
+from core.plans import EventsSince
 from core.schema import Schema
 
 
@@ -190,7 +191,7 @@ def test_feed_state_dedupes_and_detects_gaps():
     state = FeedState(Schema())
     state.subscribe_channels(keyspace=False)
     assert state.on_message({"type": "subscribe", "channel": "event:live", "data": 1}) == ([], False)
-    state.initial([])
+    state.initial(EventsSince([], False, counter=0, found=True))
     line = '{"seq": %d, "kind": "login", "sid": "s", "username": "u", "app": "a", "actor": "u", "ts": 1}'
     items, need = state.on_message({"type": "message", "channel": "event:live", "data": line % 1})
     assert [x.seq for x in items] == [1] and not need

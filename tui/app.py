@@ -538,17 +538,29 @@ class SessionWatchApp(App[None]):
         """Tail the feed. Items go to a buffer and one message rings the UI; items that
         arrive before the UI drained it join the same batch, so a burst costs one repaint."""
         stop = self._feed_stop
-        for item in self.feed_items(stop):
-            if stop.is_set():
-                break
-            with self._feed_lock:
-                self._feed_buffer.append(item)
-                if len(self._feed_buffer) > FEED_BUFFER_MAX:  # the UI is stalled: keep it bounded
-                    self._feed_buffer = _trim_feed(self._feed_buffer, self.model.max_events)
-                if self._feed_rung:
-                    continue
-                self._feed_rung = True
-            self.post_message(FeedItems([]))
+        while not stop.is_set():
+            try:
+                for item in self.feed_items(stop):
+                    if stop.is_set():
+                        break
+                    self._feed_push(item)
+                if stop.is_set():
+                    return
+                detail = "live feed reader stopped; restarting"
+            except Exception as exc:  # the reader died: say so (not "connected") and restart it
+                detail = f"live feed reader failed ({type(exc).__name__}: {exc}); restarting"
+            self._feed_push(FeedStatus(False, detail))
+            stop.wait(FEED_BACKOFF[1])
+
+    def _feed_push(self, item: object) -> None:
+        with self._feed_lock:
+            self._feed_buffer.append(item)
+            if len(self._feed_buffer) > FEED_BUFFER_MAX:  # the UI is stalled: keep it bounded
+                self._feed_buffer = _trim_feed(self._feed_buffer, self.model.max_events)
+            if self._feed_rung:
+                return
+            self._feed_rung = True
+        self.post_message(FeedItems([]))
 
     @on(FeedItems)
     def _feed(self, msg: FeedItems) -> None:
@@ -577,8 +589,16 @@ class SessionWatchApp(App[None]):
                 self.model.feed_status(item.connected, item.detail)
                 self._show_status()
             elif isinstance(item, Resync):
-                if item.gap:
-                    self.model.last_seq = 0  # the log restarted or was trimmed: accept what follows
+                if item.rewound:
+                    self.model.log_restarted()
+                    note = "event log started again (Redis lost or flushed its data): resynced"
+                    self.notify(note, severity="warning", timeout=5)
+                elif item.gap:
+                    note = "some events were trimmed from the log before they could be read: resynced"
+                if item.gap or item.rewound:
+                    marker = Event(raw=f"── {note} ──", kind="error")
+                    if self.model.add_event(marker):
+                        fresh.append(marker)
                 refresh = True
             elif isinstance(item, ExpiryHint):
                 refresh = True

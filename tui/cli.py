@@ -448,8 +448,10 @@ def follow_events(store: SessionStore, backlog: int, fmt: Callable[[Event], str]
                     note("live feed reconnected")
             elif isinstance(item, Resync):
                 initial = False
-                if item.gap:
-                    note("some events were trimmed from the log while disconnected")
+                if item.rewound:
+                    note("the event log started again (Redis lost or flushed its data); following it anew")
+                elif item.gap:
+                    note("some events were trimmed from the log before they could be read")
                 if count is not None and count <= 0:
                     break
     finally:

@@ -250,6 +250,7 @@ class DashboardModel:
 
     def __post_init__(self) -> None:
         self.events = deque(maxlen=self.max_events)
+        self._seen: dict[int, str] = {}
 
     # connection
     @property
@@ -301,14 +302,23 @@ class DashboardModel:
 
     # events
     def add_event(self, ev: Event) -> bool:
-        """Keep ``ev`` unless its seq was already seen: events arrive in seq order, so a
-        seq at or below the last one is a duplicate (for example after a catch-up)."""
+        """Keep ``ev`` unless this very line (same seq, same text) was already added. Not
+        "any seq at or below the last": a foreign line with a huge seq, or a log that
+        started again at 1, must not hide what follows."""
         if ev.seq is not None:
-            if ev.seq <= self.last_seq:
+            if self._seen.get(ev.seq) == ev.raw:
                 return False
-            self.last_seq = ev.seq
+            self._seen[ev.seq] = ev.raw
+            if len(self._seen) > 4 * self.max_events:
+                del self._seen[next(iter(self._seen))]
+            self.last_seq = max(self.last_seq, ev.seq)
         self.events.append(ev)
         return True
+
+    def log_restarted(self) -> None:
+        """The event log was rewound (FLUSHALL, restart without persistence): seqs repeat."""
+        self._seen.clear()
+        self.last_seq = 0
 
     def add_events(self, events: Iterable[Event]) -> list[Event]:
         return [ev for ev in events if self.add_event(ev)]
