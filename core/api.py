@@ -8,10 +8,10 @@ returns awaitables, from the same method bodies.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
-from . import plans
+from . import backup, plans
 from .connection import ConnectOptions, describe_target
 from .errors import NotReplicated
 from .plans import Context
@@ -195,8 +195,8 @@ class StoreAPI:
     def scan_session_ids(self, cursor: str, *, count: int = plans.EXPORT_PAGE) -> Any:
         return self._run(plans.scan_session_ids(self.ctx, cursor, count=count))
 
-    def restore_batch(self, records: list[tuple[str, Mapping[str, str]]], *, trust: bool = False,
-                      actor: str = "import") -> Any:
+    def restore_batch(self, records: Sequence[tuple[str, Mapping[str, str]] | backup.Record], *,
+                      trust: bool = False, actor: str = "import") -> Any:
         """Restore absent sessions from a backup in one call (a :class:`~core.plans.BatchResult`)."""
         return self._run(plans.restore_batch(self.ctx, records, trust=trust, actor=actor))
 

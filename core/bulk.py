@@ -166,7 +166,7 @@ def restore(store: SessionStore, lines: Iterable[str], *, trust: bool, actor: st
     each, all or nothing per call); sessions already in Redis are skipped."""
     tally = tally or Tally()
     store.bulk_preflight()
-    pending: list[tuple[str, dict[str, str]]] = []
+    pending: list[backup.Record] = []
     size = 0
 
     def flush() -> None:
@@ -187,7 +187,7 @@ def restore(store: SessionStore, lines: Iterable[str], *, trust: bool, actor: st
             raise LineError(number, exc) from None
         if record is None:
             continue
-        pending.append((record.sid, record.fields))
+        pending.append(record)
         size += len(line)
         if len(pending) >= batch or size >= batch_bytes:
             flush()

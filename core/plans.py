@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import itertools
 import json
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis.exceptions
 
+from . import backup
 from . import validation as check
 from .errors import DataTooLarge, InvalidInput, SessionNotFound, StoreError
 from .model import (
@@ -771,9 +772,11 @@ def ping(ctx: Context) -> Plan:
 
 EXPORT_PAGE = 500
 """Sessions read per export round trip (one ZRANGEBYLEX or SCAN, then HGETALL each)."""
-BULK_BATCH = 50
-"""Sessions written per ``adopt_batch`` call: about 40 µs of Redis time each, so one call
-stays near 2 ms, well under the 5 ms no call may exceed (bench/RESULTS.md, bulk)."""
+BULK_BATCH = 16
+"""Sessions written per ``adopt_batch`` call: about 50 µs of Redis time each, so one call
+stays near 1.3 ms, well under the 5 ms no call may exceed (bench/RESULTS.md, bulk)."""
+BULK_MAX = 200
+"""The most records one call takes (Lua's unpack() limit, and the 5 ms bound)."""
 BULK_BYTES = 128 * 1024
 """A restore batch is also cut at this many bytes of fields, so large sessions make
 smaller batches rather than longer calls."""
@@ -865,15 +868,22 @@ def _batch_result(reply: Any) -> BatchResult:
     return BatchResult(int(reply[0]), int(reply[1]), list(zip(flat[::2], flat[1::2], strict=False)))
 
 
-def restore_batch(ctx: Context, records: list[tuple[str, Mapping[str, str]]], *, trust: bool = False,
+def restore_batch(ctx: Context, records: Sequence[tuple[str, Mapping[str, str]] | backup.Record], *,
+                  trust: bool = False,
                   actor: str = "import") -> Plan:
     """Restore sessions absent from Redis, with their indexes, in one script call.
 
     Checked before anything is written, in the script: key types, and the policy (expiry
     capped to idle and absolute lifetime on the server's clock; a live session only with
     ``trust``). Sessions already present are skipped, never overwritten."""
+    if len(records) > BULK_MAX:
+        raise InvalidInput("records", f"at most {BULK_MAX} per call")
     args: list[Any] = ["restore", "1" if trust else "0", len(records)]
-    for sid, fields in records:
+    for record in records:
+        if isinstance(record, backup.Record):  # checked by backup.decode already
+            args += [record.sid, len(record.fields), *itertools.chain.from_iterable(record.fields.items())]
+            continue
+        sid, fields = record
         args += [check.sid(sid), len(fields)]
         for k, v in fields.items():
             args += [check.text("field", k, limit=64),
@@ -886,6 +896,8 @@ def restore_batch(ctx: Context, records: list[tuple[str, Mapping[str, str]]], *,
 def index_batch(ctx: Context, sids: list[str], *, actor: str = "reindex") -> Plan:
     """Index session hashes another app wrote, in one script call. The hashes are only
     read: no field, TTL or expiry of theirs changes. Already indexed ones are skipped."""
+    if len(sids) > BULK_MAX:
+        raise InvalidInput("sids", f"at most {BULK_MAX} per call")
     args: list[Any] = ["index", "0", len(sids)]
     for sid in sids:
         args += [check.sid(sid)]

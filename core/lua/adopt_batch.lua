@@ -45,6 +45,7 @@ local FIELDS = {'username', 'status', 'app', 'type', 'ip', 'login_time', 'last_s
 local plan, problems, skipped = {}, {}, 0
 local in_batch = {}
 local fresh = {} -- per-user keys that do not exist yet (this script creates them)
+local user_ok = {} -- per-user keys of the right type (or absent)
 local i = OP + 3
 for _ = 1, count do
   local sid = ARGV[i]
@@ -118,11 +119,13 @@ for _ = 1, count do
     end
     r.ended_at = epoch(v[9]) or seen_t
     local akey, hkey = P_ACTIVE .. username, P_HISTORY .. username
-    local ok1, t1 = key_is(akey, 'set')
-    local ok2, t2 = key_is(hkey, 'list')
-    if fresh[akey] == nil then fresh[akey] = t1 == 'none' end
-    if fresh[hkey] == nil then fresh[hkey] = t2 == 'none' end
-    if not ok1 or not ok2 then
+    if fresh[akey] == nil then
+      local ok1, t1 = key_is(akey, 'set')
+      local ok2, t2 = key_is(hkey, 'list')
+      fresh[akey], fresh[hkey] = t1 == 'none', t2 == 'none'
+      user_ok[username] = ok1 and ok2
+    end
+    if not user_ok[username] then
       problem = 'per-user keys of ' .. username .. ' have the wrong type'
       in_batch[sid] = nil
     else
@@ -147,11 +150,29 @@ local function extend_ttl(key, seconds)
   local is_new = fresh[key]
   fresh[key] = false
   if seconds == math.huge then return end
+  if is_new then
+    redis.call('EXPIRE', key, math.ceil(seconds))
+    return
+  end
   local t = redis.call('TTL', key)
-  if (is_new and t == -1) or (t >= 0 and t < seconds) then redis.call('EXPIRE', key, math.ceil(seconds)) end
+  if t >= 0 and t < seconds then redis.call('EXPIRE', key, math.ceil(seconds)) end
 end
 
+-- Index members are gathered and written with one command per index (and one SADD,
+-- RPUSH per user key) for the whole batch: most of a session's cost is per command.
 local by_app, by_type = {}, {}
+local search, seen, login, ended = {}, {}, {}, {}
+local actives, histories, akeys, hkeys = {}, {}, {}, {}
+local function add_to(map, order, key, sid)
+  local list = map[key]
+  if not list then
+    list = {}
+    map[key] = list
+    order[#order + 1] = key
+  end
+  list[#list + 1] = sid
+  return list
+end
 for _, r in ipairs(plan) do
   local sid = r.sid
   if mode == 'restore' then
@@ -165,10 +186,10 @@ for _, r in ipairs(plan) do
       redis.call('PEXPIRE', r.skey, gc_ms(r.ended_at))
     end
   end
-  local members = {0, 'u:' .. r.username, 0, 's:' .. sid}
-  if r.app ~= '' then members[#members + 1] = 0; members[#members + 1] = 'a:' .. r.app .. '|' .. sid end
-  if r.ip ~= '' then members[#members + 1] = 0; members[#members + 1] = 'i:' .. r.ip .. '|' .. sid end
-  redis.call('ZADD', G_SEARCH, unpack(members))
+  local n = #search
+  search[n + 1] = 0; search[n + 2] = 'u:' .. r.username; search[n + 3] = 0; search[n + 4] = 's:' .. sid
+  if r.app ~= '' then n = #search; search[n + 1] = 0; search[n + 2] = 'a:' .. r.app .. '|' .. sid end
+  if r.ip ~= '' then n = #search; search[n + 1] = 0; search[n + 2] = 'i:' .. r.ip .. '|' .. sid end
   if r.active then
     if redis.call('ZADD', G_EXP, 'NX', score(r.exp), sid) == 1 then
       -- counted whenever it enters the expiry index, so the sweep's decrement balances
@@ -176,27 +197,39 @@ for _, r in ipairs(plan) do
       if r.stype ~= '' then by_type[r.stype] = (by_type[r.stype] or 0) + 1 end
     end
     if r.exp > NOW then
-      redis.call('ZADD', G_SEEN, 'NX', r.seen, sid)
-      redis.call('ZADD', G_LOGIN, 'NX', r.login, sid)
-      local akey = P_ACTIVE .. r.username
-      redis.call('SADD', akey, sid)
-      if mode == 'restore' then
-        extend_ttl(akey, USER_TTL)
-      else
-        extend_ttl(akey, r.exp - NOW + USER_TTL)
-      end
+      n = #seen
+      seen[n + 1] = r.seen; seen[n + 2] = sid
+      login[n + 1] = r.login; login[n + 2] = sid
+      local list = add_to(actives, akeys, P_ACTIVE .. r.username, sid)
+      local want = USER_TTL
+      if mode ~= 'restore' then want = r.exp - NOW + USER_TTL end
+      if not list.ttl or want > list.ttl then list.ttl = want end
     end
   else
-    redis.call('ZADD', G_ENDED, 'NX', r.ended_at, sid)
+    n = #ended
+    ended[n + 1] = r.ended_at; ended[n + 2] = sid
   end
   local hkey = P_HISTORY .. r.username
-  if not redis.call('LPOS', hkey, sid) then
-    redis.call('RPUSH', hkey, sid)
-    redis.call('LTRIM', hkey, 0, HISTORY_MAX - 1)
-    extend_ttl(hkey, HISTORY_TTL)
-  end
+  if fresh[hkey] or not redis.call('LPOS', hkey, sid) then add_to(histories, hkeys, hkey, sid) end
 end
-for app, n in pairs(by_app) do redis.call('HINCRBY', G_APP, app, n) end
-for stype, n in pairs(by_type) do redis.call('HINCRBY', G_TYPE, stype, n) end
+if #search > 0 then redis.call('ZADD', G_SEARCH, unpack(search)) end
+if #seen > 0 then
+  redis.call('ZADD', G_SEEN, 'NX', unpack(seen))
+  redis.call('ZADD', G_LOGIN, 'NX', unpack(login))
+end
+if #ended > 0 then redis.call('ZADD', G_ENDED, 'NX', unpack(ended)) end
+for _, key in ipairs(akeys) do
+  local list = actives[key]
+  redis.call('SADD', key, unpack(list))
+  extend_ttl(key, list.ttl)
+end
+for _, key in ipairs(hkeys) do
+  if redis.call('RPUSH', key, unpack(histories[key])) > HISTORY_MAX then
+    redis.call('LTRIM', key, 0, HISTORY_MAX - 1)
+  end
+  extend_ttl(key, HISTORY_TTL)
+end
+for app, k in pairs(by_app) do redis.call('HINCRBY', G_APP, app, k) end
+for stype, k in pairs(by_type) do redis.call('HINCRBY', G_TYPE, stype, k) end
 if #plan > 0 then redis.call('SET', G_MARKER, '1') end
 return {#plan, skipped, problems}
