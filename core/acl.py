@@ -13,7 +13,7 @@ key prefix is honoured) and to its event channel:
     no data or secrets, unlike CONFIG GET, which stays denied). No write, no script.
 ``sessionwatch-admin``
     The admin dashboard: the dashboard's rights plus ending sessions (logout, logout of
-    all of a user's sessions, sweep). Those are Lua scripts and Lua runs with the
+    all of a user's sessions, sweep, raising and clearing anomaly flags). Those are Lua scripts and Lua runs with the
     caller's ACL, so this user holds EVALSHA and the write commands those scripts call,
     on our keys. The honest trade-off: Redis cannot limit a user to *our* scripts, so an
     admin client could also write session hashes by hand (even mint a session). It can
@@ -67,7 +67,7 @@ ROLES: dict[str, Role] = {
                  "anon_read", "anon_save", "anon_end", "session_data", "adopt_batch"),
                 publish=True, subscribe=False, info=False),
     "dashboard": Role("dashboard", "sessionwatch-dashboard", (), publish=False, subscribe=True, info=True),
-    "admin": Role("admin", "sessionwatch-admin", ("logout", "logout_user", "sweep", "audit"),
+    "admin": Role("admin", "sessionwatch-admin", ("logout", "logout_user", "sweep", "audit", "flag"),
                   publish=True, subscribe=True, info=True),
 }
 
@@ -107,8 +107,8 @@ def key_patterns(schema: Schema) -> list[str]:
         esc.session("*"), esc.cache("*"), esc.user_sessions("*"), esc.user_active("*"),
         esc.events, esc.event_seq, esc.idx_expiry, esc.idx_seen, esc.idx_login, esc.idx_ended,
         esc.idx_search, esc.stats_app, esc.stats_type, esc.minute_counter("logins", "*"),  # type: ignore[arg-type]
-        esc.minute_counter("ends", "*"), esc.marker,  # type: ignore[arg-type]
-        esc.anonymous("*"), esc.idx_anonymous,
+        esc.minute_counter("ends", "*"), esc.minute_kinds("*"), *esc.overview_keys(),  # type: ignore[arg-type]
+        esc.marker, esc.anonymous("*"), esc.idx_anonymous,
     ]
 
 

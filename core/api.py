@@ -161,6 +161,24 @@ class StoreAPI:
     def stats(self, *, minutes: int = 30) -> Any:
         return self._run(plans.stats(self.ctx, minutes=minutes))
 
+    def overview(self, *, minutes: int = plans.OVERVIEW_MINUTES) -> Any:
+        """The overview's figures (:class:`~core.overview.Overview`) at a fixed Redis cost."""
+        return self._run(plans.overview(self.ctx, minutes=minutes))
+
+    def flags(self) -> Any:
+        """The current anomaly flags, newest first."""
+        return self._run(plans.flags(self.ctx))
+
+    def flag(self, mode: str, item: Any, *, actor: str) -> Any:
+        """Raise (``"raise"``) or clear (``"clear"``) one anomaly flag; returns whether this
+        call changed it (and so wrote its event)."""
+        return self._run(plans.flag(self.ctx, mode, item, actor=actor))
+
+    def rule_inputs(self, *, min_addresses: int, baseline_minutes: int) -> Any:
+        """What the Redis-side anomaly rules read on one tick (:class:`~core.plans.RuleInputs`)."""
+        return self._run(plans.rule_inputs(self.ctx, min_addresses=min_addresses,
+                                           baseline_minutes=baseline_minutes))
+
     def server_info(self) -> Any:
         return self._run(plans.server_info(self.ctx))
 

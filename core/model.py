@@ -18,7 +18,8 @@ from .validation import RESERVED_FIELDS
 
 ACTIVE = "active"
 INACTIVE = "inactive"
-EVENT_KINDS = ("login", "logout", "admin_logout", "expired", "evicted", "replaced", "profile")
+EVENT_KINDS = ("login", "logout", "admin_logout", "expired", "evicted", "replaced", "profile",
+               "flag_raised", "flag_cleared")
 
 
 MAX_EPOCH = 253402214400.0

@@ -33,7 +33,9 @@ from .model import (
     parse_event,
     parse_info,
     parse_session,
+    parse_time,
 )
+from .overview import TOP_N, Flag, Overview, parse_flags, parse_minutes, parse_top
 from .policy import Policy
 from .schema import SEARCH_APP, SEARCH_IP, SEARCH_SID, SEARCH_USER, Schema
 from .tokens import anon_id_from_token, new_anon_token, new_token, sid_from_token
@@ -107,6 +109,7 @@ class Context:
     clock: Callable[[], float]
     write_keys: list[str] = field(init=False)
     write_head: list[str] = field(init=False)
+    overview_keys: list[str] = field(init=False)
     policy_args: list[str] = field(init=False)
     validate_keys: list[str] = field(init=False)
     validate_head: list[str] = field(init=False)
@@ -121,6 +124,7 @@ class Context:
         s, p = self.schema, self.policy
         self.write_keys = s.global_keys()
         self.write_head = [s.channel, *s.lua_layout()]
+        self.overview_keys = s.overview_keys()
         self.policy_args = [str(v) for v in (
             p.event_log_max, p.ended_retention, p.cache_ttl, p.user_key_ttl,
             p.history_retention, p.history_max, p.idle_ttl, p.absolute_ttl,
@@ -142,7 +146,8 @@ class Context:
     def write(self, name: str, now: float, actor: str, *op_args: Any) -> Script:
         minute = int(now // 60)
         keys = [*self.write_keys, self.schema.minute_counter("logins", minute),
-                self.schema.minute_counter("ends", minute)]
+                self.schema.minute_counter("ends", minute), self.schema.minute_kinds(minute),
+                *self.overview_keys]
         return Script(name, keys, [*self.write_head, fmt_time(now), *self.policy_args, actor, *op_args])
 
 
@@ -614,6 +619,114 @@ def stats(ctx: Context, *, minutes: int = 30) -> Plan:
         ends_per_minute=[_int(v) for v in _ok(replies[7], [])],
         anonymous=_int(_ok(replies[8], 0)),
     )
+
+
+OVERVIEW_MINUTES = 60
+
+
+def overview(ctx: Context, *, minutes: int = OVERVIEW_MINUTES, top: int = TOP_N) -> Plan:
+    """The overview's figures in one round trip of ``minutes + 12`` commands, whatever the
+    number of sessions: counts by app and type, per-minute counts by kind, the top
+    addresses and users (sorted sets the write scripts keep), and the current flags."""
+    if not 1 <= minutes <= 24 * 60 or not 1 <= top <= 100:
+        raise InvalidInput("minutes", "must be 1..1440 (top 1..100)")
+    s = ctx.schema
+    now = ctx.clock()
+    current = int(now // 60)
+    first = current - minutes + 1
+    tops = [("ZREVRANGE", key, 0, top - 1, "WITHSCORES")
+            for key in (s.ov_ip_sessions, s.ov_ip_users, s.ov_user_sessions, s.ov_user_ips)]
+    replies = yield Commands([
+        _indexed_probe(s),
+        ("ZCARD", s.idx_expiry),
+        ("ZCOUNT", s.idx_expiry, "-inf", now),
+        ("ZCARD", s.idx_ended),
+        ("HGETALL", s.stats_app),
+        ("HGETALL", s.stats_type),
+        *tops,
+        ("HGETALL", s.flags),
+        *[("HGETALL", s.minute_kinds(m)) for m in range(first, current + 1)],
+    ])
+    for reply in replies:
+        _ok(reply, None)  # permission errors are raised, data problems become defaults
+    ctx.indexed = bool(_ok(replies[0], 0))
+    active, due, ended = (_int(_ok(r, 0)) for r in replies[1:4])
+
+    def counts(reply: Any) -> dict[str, int]:
+        return {k: _int(v) for k, v in pairs_to_dict(_ok(reply, {})).items() if _int(v) > 0}
+
+    return Overview(
+        now=now, active=max(0, active - due), ended=ended, expired_pending=due,
+        by_app=counts(replies[4]), by_type=counts(replies[5]), first_minute=first,
+        series=parse_minutes(replies[11:]),
+        top_ip_sessions=parse_top(replies[6]), top_ip_users=parse_top(replies[7]),
+        top_user_sessions=parse_top(replies[8]), top_user_ips=parse_top(replies[9]),
+        flags=parse_flags(replies[10]), mode="index" if ctx.indexed else "scan",
+    )
+
+
+def flag(ctx: Context, mode: str, item: Flag, *, actor: str) -> Plan:
+    """Raise (or refresh) or clear one anomaly flag; the event is written only by the call
+    that changed it, so evaluators running side by side never double an event."""
+    if mode not in ("raise", "clear"):
+        raise InvalidInput("mode", "must be raise or clear")
+    now = ctx.clock()
+    body = {"ts": now, "kind": f"flag_{'raised' if mode == 'raise' else 'cleared'}",
+            "sid": item.sids[0] if len(item.sids) == 1 else "",
+            "username": item.users[0] if len(item.users) == 1 else "", "app": "", "actor": actor,
+            "flag": item.id, "rule": item.rule, "subject": item.subject, "numbers": item.numbers,
+            "since": item.since, "detail": item.detail, "sessions": len(item.sids)}
+    reply = yield ctx.write("flag", now, actor, mode, item.id, item.to_json(), _json(body))
+    return bool(reply)
+
+
+def flags(ctx: Context) -> Plan:
+    """The current flags, newest first."""
+    replies = yield Commands([("HGETALL", ctx.schema.flags)])
+    return parse_flags(_ok(replies[0], {}))
+
+
+@dataclass(frozen=True, slots=True)
+class RuleInputs:
+    """What the Redis-side rules read on one evaluation tick (a fixed number of commands
+    plus a bounded look at the few users above the sharing threshold)."""
+
+    logins_per_minute: list[int]
+    """Oldest first; the last entry is the current (incomplete) minute."""
+    user_addresses: dict[str, list[tuple[str, str]]]
+    """Users with at least the threshold of distinct addresses: their (sid, ip) pairs."""
+    flags: list[Flag]
+    new_users_per_minute: list[int] = field(default_factory=list)
+
+
+def rule_inputs(ctx: Context, *, min_addresses: int, baseline_minutes: int, candidates: int = 20,
+                per_user: int = 200) -> Plan:
+    s = ctx.schema
+    now = ctx.clock()
+    current = int(now // 60)
+    replies = yield Commands([
+        ("ZREVRANGEBYSCORE", s.ov_user_ips, "+inf", max(1, min_addresses), "WITHSCORES",
+         "LIMIT", 0, candidates),
+        ("MGET", *[s.minute_counter("logins", m) for m in range(current - baseline_minutes, current + 1)]),
+        ("HGETALL", s.flags),
+        *[("HGET", s.minute_kinds(m), "new_user") for m in range(current - baseline_minutes, current + 1)],
+    ])
+    users = [u for u, _n in parse_top(_ok(replies[0], []))]
+    addresses: dict[str, list[tuple[str, str]]] = {}
+    if users:
+        members = yield Commands([("SMEMBERS", s.user_active(u)) for u in users])
+        sids_by_user = {u: sorted(_ok(m, []))[:per_user] for u, m in zip(users, members, strict=True)}
+        wanted = [(u, sid) for u, sids in sids_by_user.items() for sid in sids]
+        if wanted:
+            rows = yield Commands([("HMGET", s.session(sid), "ip", "status", "expires_at")
+                                   for _u, sid in wanted])
+            for (u, sid), row in zip(wanted, rows, strict=True):
+                row = _ok(row, [None, None, None])
+                exp = parse_time(row[2]) if len(row) > 2 else None
+                if row and row[0] and row[1] == ACTIVE and (exp is None or exp > now):
+                    addresses.setdefault(u, []).append((sid, row[0]))
+    return RuleInputs([_int(v) for v in _ok(replies[1], [])], addresses, parse_flags(_ok(replies[2], {})),
+                      [_int(_ok(r, 0)) for r in replies[3:]])
 
 
 def _int(value: Any) -> int:

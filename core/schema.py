@@ -99,6 +99,53 @@ class Schema:
         """Anonymous session ids by idle deadline (server clock): counted, trimmed on write."""
         return f"{self.prefix}idx:anonymous"
 
+    def minute_kinds(self, minute: int) -> str:
+        """Per-minute hash of counts by event kind (``login``, ``logout``, ``admin_logout``,
+        ``expired``, ``evicted``, ``replaced``, ``new_user``), self-expiring."""
+        return f"{self.prefix}stats:minute:{minute}"
+
+    # --- overview: kept up by the write scripts at login and end, read at fixed cost -----
+    @property
+    def ov_ip_sessions(self) -> str:
+        """Sorted set: address -> its active sessions."""
+        return f"{self.prefix}ov:ip:sessions"
+
+    @property
+    def ov_ip_users(self) -> str:
+        """Sorted set: address -> distinct users with an active session from it."""
+        return f"{self.prefix}ov:ip:users"
+
+    @property
+    def ov_user_sessions(self) -> str:
+        """Sorted set: username -> its active sessions."""
+        return f"{self.prefix}ov:user:sessions"
+
+    @property
+    def ov_user_ips(self) -> str:
+        """Sorted set: username -> distinct addresses of its active sessions."""
+        return f"{self.prefix}ov:user:ips"
+
+    @property
+    def ov_pairs(self) -> str:
+        """Hash: ``<ip>|<username>`` -> active sessions of that user from that address
+        (what makes the two distinct counts exact)."""
+        return f"{self.prefix}ov:pairs"
+
+    @property
+    def ov_users_seen(self) -> str:
+        """Set of every username that ever logged in (for the new-usernames rule)."""
+        return f"{self.prefix}ov:users:seen"
+
+    @property
+    def flags(self) -> str:
+        """Hash: anomaly flag id -> the flag as JSON (current flags only)."""
+        return f"{self.prefix}ov:flags"
+
+    def overview_keys(self) -> list[str]:
+        """The overview keys every write script declares after the per-minute keys."""
+        return [self.ov_ip_sessions, self.ov_ip_users, self.ov_user_sessions, self.ov_user_ips,
+                self.ov_pairs, self.ov_users_seen, self.flags]
+
     @property
     def marker(self) -> str:
         """Present once sessionwatch has written its indexes into this Redis."""

@@ -26,6 +26,7 @@ if app ~= '' then members[#members + 1] = 0; members[#members + 1] = 'a:' .. app
 if ip ~= '' then members[#members + 1] = 0; members[#members + 1] = 'i:' .. ip .. '|' .. sid end
 redis.call('ZADD', G_SEARCH, unpack(members))
 redis.call('SET', G_MARKER, '1')
+redis.call('SADD', O_SEEN, username)
 local added = 0
 if status == 'active' and exp > NOW then
   added = redis.call('ZADD', G_EXP, 'NX', exp, sid)
@@ -36,6 +37,7 @@ if status == 'active' and exp > NOW then
   if added == 1 then
     adjust_counter(G_APP, app, 1)
     adjust_counter(G_TYPE, stype, 1)
+    overview_adjust(username, ip, 1)
   end
   redis.call('PEXPIRE', skey, gc_ms(exp))
 elseif status == 'active' then

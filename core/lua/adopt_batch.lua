@@ -17,14 +17,16 @@ local function key_is(key, ...)
   return false, t
 end
 
-for _, k in ipairs({G_EXP, G_SEEN, G_LOGIN, G_ENDED, G_SEARCH}) do
+for _, k in ipairs({G_EXP, G_SEEN, G_LOGIN, G_ENDED, G_SEARCH, O_IP_SESS, O_IP_USERS, O_USER_SESS, O_USER_IPS}) do
   local ok, t = key_is(k, 'zset')
   if not ok then return redis.error_reply('WRONGTYPE ' .. k .. ' is a ' .. t .. ', not a sorted set') end
 end
-for _, k in ipairs({G_APP, G_TYPE}) do
+for _, k in ipairs({G_APP, G_TYPE, O_PAIRS}) do
   local ok, t = key_is(k, 'hash')
   if not ok then return redis.error_reply('WRONGTYPE ' .. k .. ' is a ' .. t .. ', not a hash') end
 end
+local ok_seen, t_seen = key_is(O_SEEN, 'set')
+if not ok_seen then return redis.error_reply('WRONGTYPE ' .. O_SEEN .. ' is a ' .. t_seen .. ', not a set') end
 local ok_marker, t_marker = key_is(G_MARKER, 'string')
 if not ok_marker then return redis.error_reply('WRONGTYPE ' .. G_MARKER .. ' is a ' .. t_marker) end
 
@@ -195,6 +197,7 @@ for _, r in ipairs(plan) do
       -- counted whenever it enters the expiry index, so the sweep's decrement balances
       if r.app ~= '' then by_app[r.app] = (by_app[r.app] or 0) + 1 end
       if r.stype ~= '' then by_type[r.stype] = (by_type[r.stype] or 0) + 1 end
+      overview_adjust(r.username, r.ip, 1)
     end
     if r.exp > NOW then
       n = #seen
@@ -209,6 +212,7 @@ for _, r in ipairs(plan) do
     n = #ended
     ended[n + 1] = r.ended_at; ended[n + 2] = sid
   end
+  redis.call('SADD', O_SEEN, r.username)
   local hkey = P_HISTORY .. r.username
   if fresh[hkey] or not redis.call('LPOS', hkey, sid) then add_to(histories, hkeys, hkey, sid) end
 end

@@ -5,9 +5,12 @@
 -- Per-session and per-user key names are built only from those prefixes.
 local G_EVENTS, G_SEQ, G_EXP, G_SEEN, G_LOGIN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local G_ENDED, G_SEARCH, G_APP, G_TYPE, G_MARKER = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_LOGINS_MIN, K_ENDS_MIN = KEYS[11], KEYS[12]
+local K_LOGINS_MIN, K_ENDS_MIN, K_KINDS_MIN = KEYS[11], KEYS[12], KEYS[13]
+-- The overview (Schema.overview_keys): top addresses and users, kept up at login and end.
+local O_IP_SESS, O_IP_USERS, O_USER_SESS, O_USER_IPS = KEYS[14], KEYS[15], KEYS[16], KEYS[17]
+local O_PAIRS, O_SEEN, O_FLAGS = KEYS[18], KEYS[19], KEYS[20]
 -- Optional, login only: the anonymous session this login replaces, and the anonymous index.
-local K_ANON, K_ANON_IDX = KEYS[13], KEYS[14]
+local K_ANON, K_ANON_IDX = KEYS[21], KEYS[22]
 
 local CHANNEL = ARGV[1]
 local P_SESSION, P_CACHE, P_HISTORY, P_ACTIVE = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -88,6 +91,31 @@ local function count_minute(key)
   if redis.call('INCR', key) == 1 then redis.call('EXPIRE', key, COUNTER_TTL) end
 end
 
+-- Per-minute count of one event kind; the hash gets its TTL when a kind first appears.
+local function count_kind(kind)
+  if redis.call('HINCRBY', K_KINDS_MIN, kind, 1) == 1 then redis.call('EXPIRE', K_KINDS_MIN, COUNTER_TTL) end
+end
+
+local function zadjust(key, member, by)
+  if tonumber(redis.call('ZINCRBY', key, by, member)) <= 0 then redis.call('ZREM', key, member) end
+end
+
+-- One active session of ``username`` from ``ip`` starts (by = 1) or ends (by = -1):
+-- sessions per user and per address, and distinct addresses per user and users per
+-- address (through the ip|user pair counts). O(log n) whatever the number of sessions.
+local function overview_adjust(username, ip, by)
+  zadjust(O_USER_SESS, username, by)
+  if not ip or ip == '' then return end
+  zadjust(O_IP_SESS, ip, by)
+  local pair = ip .. '|' .. username
+  local n = redis.call('HINCRBY', O_PAIRS, pair, by)
+  if n <= 0 then redis.call('HDEL', O_PAIRS, pair) end
+  if (by > 0 and n == 1) or (by < 0 and n == 0) then
+    zadjust(O_IP_USERS, ip, by)
+    zadjust(O_USER_IPS, username, by)
+  end
+end
+
 local function adjust_counter(hash, field, by)
   if field and field ~= '' then
     local n = redis.call('HINCRBY', hash, field, by)
@@ -101,6 +129,10 @@ local function drop_from_active_indexes(sid)
   redis.call('ZREM', G_LOGIN, sid)
   return was == 1
 end
+
+-- Set to 'user' by logout_user: its events say the whole user was logged out (the
+-- comeback anomaly rule looks for users an admin logged out everywhere).
+local END_SCOPE = nil
 
 -- Ends one session once. Returns true if this call ended it.
 local function end_session(sid, reason, kind, actor)
@@ -125,11 +157,13 @@ local function end_session(sid, reason, kind, actor)
   if indexed then
     adjust_counter(G_APP, app, -1)
     adjust_counter(G_TYPE, stype, -1)
+    overview_adjust(username, v[4], -1)
   end
   count_minute(K_ENDS_MIN)
+  count_kind(kind)
   v[5], v[11] = 'inactive', reason
   redis.call('SET', P_CACHE .. sid, summary(sid, v), 'XX', 'KEEPTTL')
-  emit(kind, sid, username, app, actor, {reason = reason})
+  emit(kind, sid, username, app, actor, {reason = reason, scope = END_SCOPE})
   return true
 end
 

@@ -20,7 +20,8 @@ redis.call('EXPIRE', active_key, USER_TTL)
 redis.call('HSET', skey, unpack(fields))
 redis.call('PEXPIRE', skey, gc_ms(exp))
 local history_key = P_HISTORY .. username
-if redis.call('LPUSH', history_key, sid) > HISTORY_MAX then
+local history_len = redis.call('LPUSH', history_key, sid)
+if history_len > HISTORY_MAX then
   redis.call('LTRIM', history_key, 0, HISTORY_MAX - 1)
 end
 redis.call('EXPIRE', history_key, HISTORY_TTL)
@@ -37,6 +38,13 @@ end
 redis.call('HINCRBY', G_APP, app, 1)
 redis.call('HINCRBY', G_TYPE, stype, 1)
 count_minute(K_LOGINS_MIN)
+count_kind('login')
+overview_adjust(username, ip, 1)
+-- A username never seen before (and with no history left from before the seen set existed).
+if redis.call('SADD', O_SEEN, username) == 1 and history_len == 1 then
+  count_kind('new_user')
+  event_body = string.sub(event_body, 1, -2) .. ',"new_user":true}'
+end
 redis.call('SET', G_MARKER, '1')
 redis.call('SET', P_CACHE .. sid, cache_json, 'EX', CACHE_TTL)
 drop_anonymous()

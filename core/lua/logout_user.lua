@@ -6,6 +6,7 @@ if ACTOR == '' or ACTOR == username then kind, reason = 'logout', 'logout' end
 local actor = ACTOR
 if actor == '' then actor = username end
 local ended = {}
+END_SCOPE = 'user'
 for _, sid in ipairs(redis.call('SMEMBERS', P_ACTIVE .. username)) do
   if end_session(sid, reason, kind, actor) then
     ended[#ended + 1] = sid
