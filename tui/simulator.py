@@ -57,6 +57,13 @@ MIX = {"login": 30, "validate": 40, "profile": 7, "logout": 12, "admin_logout": 
 SHORT_IDLE = 30
 """Idle lifetime (s) of API sessions, so some sessions expire while you watch."""
 
+KICK_AWAY = 1800.0
+"""Seconds a user an admin logged out everywhere stays away in normal traffic (an admin
+who ends all of someone's sessions has usually locked the account meanwhile)."""
+
+SCENARIOS = ("spray", "sharing", "burst", "comeback", "newusers")
+"""Patterns the anomaly rules flag (``--scenario``), each on top of the normal traffic."""
+
 
 @dataclass(frozen=True, slots=True)
 class SimUser:
@@ -168,6 +175,8 @@ class Simulator:
         self.stats = SimStats()
         self._ops = list(MIX)
         self._op_weights = list(MIX.values())
+        self.away: dict[str, float] = {}
+        """Users an admin logged out everywhere, and until when they stay away."""
 
     # --- one operation ---------------------------------------------------------------------
     def step(self) -> str:
@@ -198,7 +207,13 @@ class Simulator:
         return self.rng.choice(list(self.held.values()))
 
     def login(self, user: SimUser | None = None) -> Held:
-        user = user or self._pick_user()
+        if user is None:
+            user = self._pick_user()
+            if user.name in self.away:
+                if self.clock() < self.away[user.name]:
+                    user = next((u for u in self.users if u.name not in self.away), user)
+                else:
+                    del self.away[user.name]
         if user.group == "service":
             stype = "api"
         else:
@@ -259,6 +274,7 @@ class Simulator:
 
     def _admin_logout_user(self) -> str:
         user = self._pick_held().user
+        self.away[user.name] = self.clock() + KICK_AWAY
         for sid in self.store.logout_user(user.name, actor=self.rng.choice(ADMINS)):
             self.held.pop(sid, None)
         return "admin_logout_user"
@@ -273,7 +289,8 @@ class Simulator:
     # --- pacing ----------------------------------------------------------------------------
     def run(self, rate: float, *, duration: float | None = None, stop_event: threading.Event | None = None,
             max_ops: int | None = None, retry_delay: float = 1.0,
-            progress: Callable[[SimStats], None] | None = None, progress_every: float = 5.0) -> SimStats:
+            progress: Callable[[SimStats], None] | None = None, progress_every: float = 5.0,
+            scenario: Scenario | None = None) -> SimStats:
         """Step at ``rate`` operations per second (``0``: as fast as possible) until
         ``duration`` seconds passed, ``max_ops`` operations ran or ``stop_event`` is set.
         While Redis is unavailable it waits ``retry_delay`` and tries again. ``progress``
@@ -303,6 +320,8 @@ class Simulator:
                         break
                     continue
                 try:
+                    if scenario is not None:
+                        scenario.run_due(self)
                     self.step()
                 except StoreUnavailable:
                     if stop_event.wait(retry_delay):
@@ -315,6 +334,119 @@ class Simulator:
         finally:
             self.stats.elapsed = time.monotonic() - start
         return self.stats
+
+
+class Scenario:
+    """One anomalous pattern, paced by the simulator's clock and run between its normal
+    operations. ``start`` is when it begins (simulator clock), ``done`` when it has
+    produced all of it; ``marks`` records the clock at each of its operations."""
+
+    name = ""
+    interval = 0.5
+    total = 0
+
+    def __init__(self, start: float) -> None:
+        self.start = start
+        self.next_at = start
+        self.count = 0
+        self.marks: list[float] = []
+
+    @property
+    def done(self) -> bool:
+        return self.count >= self.total
+
+    def run_due(self, sim: Simulator) -> int:
+        """Run the operations that are due at the simulator's clock; returns how many."""
+        ran = 0
+        while not self.done and sim.clock() >= self.next_at:
+            self.act(sim, self.count)
+            self.marks.append(sim.clock())
+            self.count += 1
+            self.next_at += self.interval
+            ran += 1
+        return ran
+
+    def act(self, sim: Simulator, i: int) -> None:  # pragma: no cover - per scenario
+        raise NotImplementedError
+
+
+class Spray(Scenario):
+    """One address logs in 40 different existing accounts, one each, two per second."""
+
+    name, interval, total = "spray", 0.5, 40
+    ip = "203.0.113.250"
+
+    def act(self, sim: Simulator, i: int) -> None:
+        people = [u for u in sim.users if u.group != "service" and u.name not in sim.away]
+        user = people[(i * 7) % len(people)]
+        sim.stores["standard"].login(user.name, app="shop", type="web", ip=self.ip,
+                                     user_agent="python-requests/2.32.3")
+
+
+class Sharing(Scenario):
+    """One account logs in from eight addresses in eight networks within four seconds."""
+
+    name, interval, total = "sharing", 0.5, 8
+    user = "sybil.novak"
+
+    def act(self, sim: Simulator, i: int) -> None:
+        if i == 0:
+            sim.away[self.user] = float("inf")  # normal traffic must not evict its sessions
+            uncapped = dataclasses.replace(sim.store.policy, max_sessions_per_user=None)
+            self.store = SessionStore(sim.store.client, prefix=sim.store.schema.prefix,
+                                      clock=sim.store.ctx.clock, policy=uncapped)
+        a, b, c = ((192, 0, 2), (198, 51, 100), (203, 0, 113), (100, 64, 10))[i % 4]
+        ip = f"{a}.{b}.{c + i // 4}.{20 + i}"  # eight addresses, each in its own /24
+        self.store.login(self.user, app="crm", type=("web", "mobile")[i % 2], ip=ip,
+                        user_agent=USER_AGENTS["web"][i % 4])
+
+
+class Burst(Scenario):
+    """Existing users log in from their usual addresses at 40 logins/s for 15 s."""
+
+    name, interval, total = "burst", 0.025, 600
+
+    def act(self, sim: Simulator, i: int) -> None:
+        user = sim.users[i % len(sim.users)]
+        if user.name in sim.away:
+            user = sim.users[0]
+        store = sim.stores[user.group]
+        stype = "api" if user.group == "service" else "web"
+        session, token = store.login(user.name, app=user.apps[0], type=stype, ip=user.ip,
+                                     user_agent=USER_AGENTS["web"][0])
+        sim.held[session.sid] = Held(token, session.sid, user)
+
+
+class Comeback(Scenario):
+    """An admin logs one user out everywhere; thirty seconds later the user is back."""
+
+    name, interval, total = "comeback", 30.0, 2
+    user = "mallory.kim"
+
+    def act(self, sim: Simulator, i: int) -> None:
+        if i == 0:
+            sim.away[self.user] = float("inf")  # only this scenario brings the user back
+            sim.store.login(self.user, app="erp", type="web", ip="198.51.100.66")
+            sim.store.logout_user(self.user, actor="admin:security")
+        else:
+            sim.store.login(self.user, app="erp", type="web", ip="203.0.113.66")
+
+
+class NewUsers(Scenario):
+    """Usernames never seen before log in at three per second, 60 of them."""
+
+    name, interval, total = "newusers", 1 / 3, 60
+
+    def act(self, sim: Simulator, i: int) -> None:
+        sim.store.login(f"new.user{self.start:.0f}.{i:03d}", app="shop", type="web", ip=_ip(sim.rng))
+
+
+SCENARIO_TYPES: dict[str, type[Scenario]] = {c.name: c for c in (Spray, Sharing, Burst, Comeback, NewUsers)}
+
+
+def scenario(name: str, start: float) -> Scenario:
+    """The scenario called ``name`` (one of :data:`SCENARIOS`), beginning at ``start``."""
+    return SCENARIO_TYPES[name](start)
 
 
 def run(store: SessionStore, rate: float, duration: float | None = None,
