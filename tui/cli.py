@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import itertools
+import json
 import os
 import re
 import sys
@@ -41,6 +42,7 @@ from core import (
 )
 from core.display import display
 from core.display import to_json as display_json
+from core.overview import Flag
 from core.tokens import sid_from_token
 
 PROG = "sessionwatch"
@@ -481,11 +483,12 @@ def cmd_stats(args: argparse.Namespace) -> int:
         st = store.stats(minutes=args.minutes)
         if st.mode == "scan":
             st = scan_stats(store, args.minutes)
+        ov = store.overview() if st.mode == "index" else None
     if args.json:
         print(to_json({"active": st.active, "ended": st.ended, "expired_pending": st.expired_pending,
                        "by_app": st.by_app, "by_type": st.by_type,
                        "logins_per_minute": st.logins_per_minute, "ends_per_minute": st.ends_per_minute,
-                       "mode": st.mode}))
+                       "mode": st.mode, "overview": ov.to_dict() if ov is not None else None}))
         return EXIT_OK
 
     def counts(d: dict[str, int]) -> str:
@@ -500,7 +503,97 @@ def cmd_stats(args: argparse.Namespace) -> int:
           f"{st.logins_per_minute[-1] if st.logins_per_minute else 0} this minute")
     print(f"ends         {sum(st.ends_per_minute)} in the last {args.minutes} min")
     print(f"layout       {'sessionwatch indexes' if st.mode == 'index' else 'classic (SCAN; run reindex)'}")
+    if ov is not None:
+        per = ", ".join(f"{name.replace('_', ' ')} {s.total} (peak {s.peak}/min)"
+                        for name, s in ov.series.items())
+        print(f"last 60 min  {per}")
+
+        def top(items: list[tuple[str, int]]) -> str:
+            return ", ".join(f"{safe(k)} {n}" for k, n in items[:5]) or "-"
+
+        print(f"addresses    by sessions: {top(ov.top_ip_sessions)}")
+        print(f"             by users: {top(ov.top_ip_users)}")
+        print(f"users        by sessions: {top(ov.top_user_sessions)}")
+        print(f"             by addresses: {top(ov.top_user_ips)}")
+        if ov.anonymous is not None:
+            print(f"anonymous    {ov.anonymous}")
+        print(f"flags        {len(ov.flags)}" + (" (sessionwatch anomalies)" if ov.flags else ""))
     return EXIT_OK
+
+
+def flag_line(flag: Flag) -> str:
+    """One flag as a line: since, rule, subject, the numbers that tripped it, what it means."""
+    return (f"{when(flag.since):<19}  {_cell(flag.rule, 9)}  {_cell(flag.subject, 24)}  "
+            f"{safe(flag.numbers_text())}  {safe(flag.detail)}")
+
+
+def cmd_anomalies(args: argparse.Namespace) -> int:
+    from core.anomalies import Thresholds
+    from core.flagger import Flagger
+
+    try:
+        thresholds = Thresholds.from_env()
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    with open_store(args) as store:
+        flags = store.flags()
+        for flag in flags:
+            print(to_json(flag.to_dict()) if args.json else flag_line(flag), flush=True)
+        if not flags and not args.json:
+            print("no current flags", flush=True)
+        if not args.follow:
+            return EXIT_OK
+        write = not args.read_only
+        flagger = Flagger(store, thresholds=thresholds, actor=f"rules:{actor()}", write=write)
+        stop = threading.Event()
+        printed = 0
+        local: dict[str, Flag] = {}
+
+        def show(kind: str, flag: Flag | None, raw: str = "") -> None:
+            nonlocal printed
+            if args.json:
+                print(raw or to_json({"kind": kind, **(flag.to_dict() if flag else {})}), flush=True)
+            elif flag is not None:
+                print(f"{kind:<13} {flag_line(flag)}", flush=True)
+            printed += 1
+            if args.count is not None and printed >= args.count:
+                stop.set()
+
+        def on_event(ev: Event) -> None:
+            if ev.kind in ("flag_raised", "flag_cleared") and ev.seq is not None and started.is_set():
+                show(ev.kind, _flag_of(ev), event_json(ev))
+
+        def on_tick() -> None:
+            if write:
+                return
+            now = flagger.last.holding  # read-only: nothing is written, say what this follower sees
+            for fid in now.keys() - local.keys():
+                show("local_raised", now[fid])
+            for fid in local.keys() - now.keys():
+                show("local_cleared", local[fid])
+            local.clear()
+            local.update(now)
+
+        started = threading.Event()
+
+        def on_status(item: object) -> None:
+            from core.feed import FeedStatus, Resync
+
+            if isinstance(item, Resync):
+                started.set()
+            elif isinstance(item, FeedStatus) and not item.connected:
+                note(f"live feed lost ({item.detail}); reconnecting")
+
+        flagger.run(stop, on_event=on_event, on_status=on_status, on_tick=on_tick)
+    return EXIT_OK
+
+
+def _flag_of(ev: Event) -> Flag:
+    from core.overview import parse_flag
+
+    d = ev.data
+    fields = ("rule", "subject", "numbers", "since", "detail")
+    return parse_flag(d.get("flag", ""), json.dumps({k: d.get(k) for k in fields}))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -753,7 +846,7 @@ COMMANDS = {
     "watch": cmd_watch, "demo": cmd_demo, "simulate": cmd_simulate, "sessions": cmd_sessions,
     "logout": cmd_logout, "events": cmd_events, "stats": cmd_stats, "sweep": cmd_sweep,
     "health": cmd_health, "export": cmd_export, "import": cmd_import, "reindex": cmd_reindex,
-    "ssh-server": cmd_ssh_server,
+    "ssh-server": cmd_ssh_server, "anomalies": cmd_anomalies,
 }
 
 
@@ -833,7 +926,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --follow: exit after N new events")
     p.add_argument("--json", action="store_true", help="print each event's raw JSON line")
 
-    p = add("stats", "session counts, by app and type, logins per minute")
+    p = add("anomalies", "current anomaly flags; --follow evaluates the rules and prints changes",
+            "Print the current anomaly flags (rule, subject, the numbers that tripped it, since when). "
+            "With --follow, also evaluate the rules on the live feed (raising and clearing flags in "
+            "Redis unless --read-only) and print every flag raised or cleared, by any follower.",
+            )
+    p.epilog = ("Rules and defaults (set SESSIONWATCH_ANOMALY_<NAME>): spray_users 10 in spray_window 300 s "
+                "(spraying if >= spray_rate 0.2 logins/s, else shared NAT); sharing_addresses 5 or "
+                "sharing_networks 4 at once; burst_factor 4x the median of baseline_minutes 15 (at least "
+                "burst_floor 120/min over burst_window 10 s); comeback within comeback_window 600 s of an "
+                "admin logging the user out everywhere; newusers_count 20 in newusers_window 60 s and "
+                "newusers_factor 4x baseline; clear_after 60 s.")
+    p.add_argument("--follow", action="store_true", help="keep evaluating and print flags as they change")
+    p.add_argument("--count", type=_int_between(1, 10**9), default=None, metavar="N",
+                   help="with --follow: exit after N flag changes")
+    p.add_argument("--json", action="store_true", help="one JSON object per flag or change")
+
+    p = add("stats", "session counts, by app and type, logins per minute, top addresses and users")
     p.add_argument("--minutes", type=_int_between(1, 120), default=30, metavar="N",
                    help="per-minute history to sum (default: 30)")
     p.add_argument("--json", action="store_true", help="one JSON object")
