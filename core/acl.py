@@ -13,13 +13,13 @@ key prefix is honoured) and to its event channel:
     no data or secrets, unlike CONFIG GET, which stays denied). No write, no script.
 ``sessionwatch-admin``
     The admin dashboard: the dashboard's rights plus ending sessions (logout, logout of
-    all of a user's sessions, sweep, raising and clearing anomaly flags). Those are Lua scripts and Lua runs with the
-    caller's ACL, so this user holds EVALSHA and the write commands those scripts call,
-    on our keys. The honest trade-off: Redis cannot limit a user to *our* scripts, so an
-    admin client could also write session hashes by hand (even mint a session). It can
-    still touch no other key, run no admin command (CONFIG, FLUSHALL, KEYS, DEBUG,
-    SHUTDOWN, CLIENT KILL, ...) and cannot create users; its password is as sensitive
-    as the app's.
+    all of a user's sessions, sweep) and raising and clearing anomaly flags. Those are
+    Lua scripts and Lua runs with the caller's ACL, so this user holds EVALSHA and the
+    write commands those scripts call, on our keys. The honest trade-off: Redis cannot
+    limit a user to *our* scripts, so an admin client could also write session hashes by
+    hand (even mint a session). It can still touch no other key, run no admin command
+    (CONFIG, FLUSHALL, KEYS, DEBUG, SHUTDOWN, CLIENT KILL, ...) and cannot create users;
+    its password is as sensitive as the app's.
 
 Everyone: the ``default`` user is off. Note that SCAN lists key names regardless of key
 patterns, which is why a raw token never appears in a key name (only its derived id).

@@ -4,15 +4,36 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Iterator
 
 import pytest
+import redis
 
 from core import SessionStore
 from core.anomalies import Thresholds
-from tests.test_cli import Run, app_store, raw, sw  # noqa: F401 - fixtures
+from tests.test_cli import Run
 from tui.cli import main
 
 pytestmark = pytest.mark.real
+
+
+@pytest.fixture
+def sw(capsys: pytest.CaptureFixture[str], real_url: str, monkeypatch: pytest.MonkeyPatch) -> Run:
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    return Run(capsys, real_url)
+
+
+@pytest.fixture
+def app_store(real_url: str) -> Iterator[SessionStore]:
+    with SessionStore.from_url(real_url) as store:
+        yield store
+
+
+@pytest.fixture
+def raw(real_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(real_url, decode_responses=True)
+    yield client
+    client.close()
 
 
 def spray(store: SessionStore, ip: str = "203.0.113.50", users: int = 10) -> None:
@@ -99,7 +120,7 @@ def test_bad_threshold_in_environment_is_a_usage_error(sw: Run, monkeypatch: pyt
     assert Thresholds().spray_users == 10
 
 
-def test_flag_text_from_redis_is_shown_literally(sw: Run, raw) -> None:  # noqa: F811
+def test_flag_text_from_redis_is_shown_literally(sw: Run, raw: redis.Redis) -> None:
     raw.hset("ov:flags", "spray:x", json.dumps({"rule": "spray", "subject": "\x1b[31mred", "numbers": {"users": 3},
                                                "since": 1.8e9, "detail": "line\nbreak"}))
     assert sw("anomalies") == 0
