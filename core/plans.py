@@ -625,7 +625,7 @@ OVERVIEW_MINUTES = 60
 
 
 def overview(ctx: Context, *, minutes: int = OVERVIEW_MINUTES, top: int = TOP_N) -> Plan:
-    """The overview's figures in one round trip of ``minutes + 12`` commands, whatever the
+    """The overview's figures in one round trip of ``minutes + 13`` commands, whatever the
     number of sessions: counts by app and type, per-minute counts by kind, the top
     addresses and users (sorted sets the write scripts keep), and the current flags."""
     if not 1 <= minutes <= 24 * 60 or not 1 <= top <= 100:
@@ -645,6 +645,7 @@ def overview(ctx: Context, *, minutes: int = OVERVIEW_MINUTES, top: int = TOP_N)
         ("HGETALL", s.stats_type),
         *tops,
         ("HGETALL", s.flags),
+        ("ZCOUNT", s.idx_anonymous, f"({now}", "+inf"),
         *[("HGETALL", s.minute_kinds(m)) for m in range(first, current + 1)],
     ])
     for reply in replies:
@@ -658,7 +659,7 @@ def overview(ctx: Context, *, minutes: int = OVERVIEW_MINUTES, top: int = TOP_N)
     return Overview(
         now=now, active=max(0, active - due), ended=ended, expired_pending=due,
         by_app=counts(replies[4]), by_type=counts(replies[5]), first_minute=first,
-        series=parse_minutes(replies[11:]),
+        series=parse_minutes(replies[12:]), anonymous=_int(_ok(replies[11], 0)),
         top_ip_sessions=parse_top(replies[6]), top_ip_users=parse_top(replies[7]),
         top_user_sessions=parse_top(replies[8]), top_user_ips=parse_top(replies[9]),
         flags=parse_flags(replies[10]), mode="index" if ctx.indexed else "scan",

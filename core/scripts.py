@@ -7,7 +7,8 @@ from __future__ import annotations
 from functools import cache
 from importlib import resources
 
-WRITE_SCRIPTS = ("login", "logout", "logout_user", "update_profile", "sweep", "adopt", "audit", "adopt_batch", "flag")
+WRITE_SCRIPTS = ("login", "logout", "logout_user", "update_profile", "sweep", "adopt", "audit", "adopt_batch",
+                 "flag")
 STANDALONE_SCRIPTS = ("validate", "anon_read", "anon_save", "anon_end", "session_data")
 
 

@@ -54,7 +54,7 @@ def test_stats_json_carries_the_overview(sw: Run, app_store: SessionStore) -> No
     assert ov["top_users_by_sessions"][0] == ["alice", 3]
     assert ov["top_users_by_addresses"][0] == ["alice", 2]
     assert ov["per_minute"]["logins"][-1] == 5 and ov["per_minute"]["admin_logouts"][-1] == 1
-    assert len(ov["per_minute"]["expiries"]) == 60
+    assert len(ov["per_minute"]["expiries"]) == 60 and ov["anonymous"] == 0
     assert sw("stats") == 0
     assert "by users: 192.0.2.1 2" in sw.out
 
