@@ -51,7 +51,7 @@ class Report:
             out += ["", "Why, where a target was missed or is qualified:", ""]
             out += [f"- **{t.what}**: {t.why}" for t in whys]
         for s in self.sections:
-            out += ["", f"## {s.name.capitalize()}", ""]
+            out += ["", f"## {s.name[:1].upper()}{s.name[1:]}", ""]
             for t in s.tables:
                 out += [t.markdown(), ""]
             out += s.notes

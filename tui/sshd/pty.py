@@ -19,6 +19,8 @@ import termios
 from collections.abc import Callable, Mapping, Sequence
 
 READ_SIZE = 65536
+MAX_PENDING_INPUT = 1 << 20
+"""Input held for a child that is not reading; past this, more input is dropped."""
 
 
 def set_window_size(fd: int, columns: int, rows: int) -> None:
@@ -102,7 +104,7 @@ class PtyChild:
 
     # --- input and size --------------------------------------------------------------------
     def write(self, data: bytes) -> None:
-        if self._master < 0:
+        if self._master < 0 or len(self._pending) + len(data) > MAX_PENDING_INPUT:
             return
         self._pending += data
         self._flush()

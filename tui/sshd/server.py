@@ -328,8 +328,9 @@ class DashboardSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if self._idle_timer is not None:
             self._idle_timer.cancel()
         owner = self.owner
-        log.info("dashboard pid %s for %s exited (%d)", self.child.pid if self.child else "?",
-                 owner.identity.actor if owner.identity else "?", code)
+        how = f"exited with code {code}" if code >= 0 else f"ended by signal {-code}"
+        log.info("dashboard pid %s for %s %s", self.child.pid if self.child else "?",
+                 owner.identity.actor if owner.identity else "?", how)
         if self.chan is not None and not self._closing:
             self.chan.exit(code if 0 <= code < 256 else 1)
 
