@@ -30,6 +30,8 @@ class Config:
     live_seconds: float = 6.0
     live_rate: int = 1000
     """Logins per second of the live-path load generator."""
+    flag_injections: int = 5
+    """Spraying runs injected while measuring flag latency."""
     ssh_counts: tuple[int, ...] = (1, 10)
     """Dashboards open at once over SSH, one round each."""
     ssh_idle_seconds: float = 10.0
@@ -54,7 +56,7 @@ QUICK = replace(
 TINY = replace(
     FULL, reps=2, rt_ops=40, async_ops=100, concurrency=10, flask_requests=30, scale_sizes=(600, 1200),
     refreshes=2, sweep_sessions=300, sweep_batches=(50,), sweep_reps=1, memory_sessions=200, memory_reps=1,
-    live_seconds=0.5, live_rate=200, ssh_counts=(1,), ssh_idle_seconds=0.5,
+    live_seconds=0.5, live_rate=200, flag_injections=2, ssh_counts=(1,), ssh_idle_seconds=0.5,
     tui=False, flask_session=False, install=False, out=None,
     label="tiny",
 )

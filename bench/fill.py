@@ -1,5 +1,6 @@
 """Fill Redis fast with sessions in core's layout: a Lua bulk loader that writes, per
-session, the same keys and fields ``core/lua/login.lua`` writes (key names from
+session, the same keys and fields ``core/lua/login.lua`` writes (the overview's sorted
+sets and pair counts included) (key names from
 :class:`core.Schema`, passed in as prefixes like core's own scripts), without the
 per-login event line (the event log is capped, so it is filled once to its cap instead).
 
@@ -18,6 +19,8 @@ from core import Policy, Schema
 LOADER = r"""
 local G_EVENTS, G_SEQ, G_EXP, G_SEEN, G_LOGIN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local G_ENDED, G_SEARCH, G_APP, G_TYPE, G_MARKER = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
+local O_IP_SESS, O_IP_USERS, O_USER_SESS, O_USER_IPS = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
+local O_PAIRS, O_SEEN = KEYS[15], KEYS[16]
 local P_SESSION, P_CACHE, P_HISTORY, P_ACTIVE = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local first, count, now = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local idle, absolute, retention = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -26,6 +29,7 @@ local per_user, spread = tonumber(ARGV[14]), tonumber(ARGV[15])
 local apps = {'crm', 'billing', 'admin', 'portal', 'reports'}
 local types = {'web', 'mobile', 'api'}
 local by_app, by_type = {}, {}
+local per_ip, pairs_args, per_user_n = {}, {}, {}
 local function fmt(ts) return string.format('%.3f', ts) end
 for i = first, first + count - 1 do
   local sid = string.format('%032x', i) .. 'beef'
@@ -54,10 +58,21 @@ for i = first, first + count - 1 do
     ip = ip, status = 'active', login_time = login, last_seen = login, expires_at = exp,
     email = username .. '@example.com', department = '', end_reason = ''}), 'EX', cache_ttl)
   by_app[app] = (by_app[app] or 0) + 1
+  per_ip[#per_ip + 1] = 1; per_ip[#per_ip + 1] = ip -- every address is its own here: one session, one user
+  pairs_args[#pairs_args + 1] = ip .. '|' .. username; pairs_args[#pairs_args + 1] = 1
+  per_user_n[username] = (per_user_n[username] or 0) + 1
   by_type[stype] = (by_type[stype] or 0) + 1
 end
 for k, v in pairs(by_app) do redis.call('HINCRBY', G_APP, k, v) end
 for k, v in pairs(by_type) do redis.call('HINCRBY', G_TYPE, k, v) end
+redis.call('ZADD', O_IP_SESS, unpack(per_ip))
+redis.call('ZADD', O_IP_USERS, unpack(per_ip))
+redis.call('HSET', O_PAIRS, unpack(pairs_args))
+for u, n in pairs(per_user_n) do
+  redis.call('ZINCRBY', O_USER_SESS, n, u)
+  redis.call('ZINCRBY', O_USER_IPS, n, u)
+  redis.call('SADD', O_SEEN, u)
+end
 redis.call('SET', G_MARKER, '1')
 return count
 """
@@ -83,7 +98,7 @@ def fill(client: redis.Redis, first: int, count: int, *, now: float, schema: Sch
     done = 0
     while done < count:
         n = min(BATCH, count - done)
-        script(keys=schema.global_keys(), args=[*head, first + done, n, *tail])
+        script(keys=[*schema.global_keys(), *schema.overview_keys()], args=[*head, first + done, n, *tail])
         done += n
         if progress is not None:
             progress(done)

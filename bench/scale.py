@@ -44,10 +44,17 @@ def cli_page(size: int) -> Callable[[SessionStore], object]:
     return lambda s: s.active_page(sort="last_seen", offset=offset, limit=CLI_PAGE)
 
 
+def overview_refresh(store: SessionStore) -> None:
+    """What the Overview panel reads per refresh, plus one anomaly-rules tick."""
+    store.overview()
+    store.rule_inputs(min_addresses=4, baseline_minutes=15)
+
+
 WORK = {
     "dashboard poll (ping + stats + server_info + active_page 100)": lambda size: dashboard_poll,
     "full refresh (poll + cache_page 100 + events 100)": lambda size: dashboard_refresh,
     f"CLI listing page ({CLI_PAGE} sessions, middle of the list)": cli_page,
+    "overview refresh (overview 60 min + top 10s + flags, and one rules tick)": lambda size: overview_refresh,
 }
 
 
