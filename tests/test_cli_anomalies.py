@@ -125,3 +125,11 @@ def test_flag_text_from_redis_is_shown_literally(sw: Run, raw: redis.Redis) -> N
                                                "since": 1.8e9, "detail": "line\nbreak"}))
     assert sw("anomalies") == 0
     assert "\x1b" not in sw.out and "\\x1b[31mred" in sw.out and "line\\x0abreak" in sw.out
+
+
+def test_simulate_runs_a_scenario_on_top_of_normal_traffic(sw: Run, raw: redis.Redis) -> None:
+    assert sw("simulate", "--rate", "20", "--duration", "3", "--scenario", "spray", "--scenario-after", "0",
+              "--progress", "0", "--seed", "1") == 0
+    assert "scenario spray starts in 0 s" in sw.err
+    assert float(raw.zscore("ov:ip:users", "203.0.113.250") or 0) >= 4  # two spray logins a second
+    assert raw.zcard("ov:user:sessions") > 4  # and the normal traffic around it

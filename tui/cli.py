@@ -268,7 +268,7 @@ def _listen_address(text: str) -> tuple[str, int]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from .simulator import Simulator
+    from .simulator import Simulator, scenario
 
     # Simulated sessions must never land in a Redis by accident: only an explicit --url,
     # never $REDIS_URL or the default, and it says where before it writes anything.
@@ -285,9 +285,12 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         note(f"simulating {args.rate:g} operations/s into {where} until {until}")
         sim = Simulator(store, seed=args.seed, users=args.users)
         progress = (lambda st: note(st.progress_line())) if args.progress > 0 else None
+        pattern = scenario(args.scenario, sim.clock() + args.scenario_after) if args.scenario else None
+        if pattern is not None:
+            note(f"scenario {pattern.name} starts in {args.scenario_after:g} s: {pattern.__doc__}")
         try:
             stats = sim.run(args.rate, duration=args.duration, max_ops=args.ops, progress=progress,
-                            progress_every=args.progress or 5.0)
+                            progress_every=args.progress or 5.0, scenario=pattern)
         except KeyboardInterrupt:
             stats = sim.stats  # elapsed is the true running time (set however run() ends)
         print(stats.summary())
@@ -851,6 +854,8 @@ COMMANDS = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from .simulator import SCENARIOS
+
     common = _common()
     parser = _Parser(prog=PROG, parents=[common],
                      description="Watch and control user sessions stored in Redis. "
@@ -900,6 +905,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--progress", type=_non_negative_float, default=5.0, metavar="SECONDS",
                    help="print progress on stderr this often (default: 5; 0 = never)")
     p.add_argument("--seed", type=int, default=None, help="random seed, for reproducible traffic")
+    p.add_argument("--scenario", choices=SCENARIOS, default=None,
+                   help="also produce one anomalous pattern on top of the normal traffic: spray (one "
+                        "address, 40 accounts), sharing (one account, 8 networks), burst (40 logins/s for "
+                        "15 s), comeback (back 30 s after an admin logout everywhere), newusers (60 "
+                        "never-seen usernames at 3/s)")
+    p.add_argument("--scenario-after", type=_non_negative_float, default=10.0, metavar="SECONDS",
+                   help="start the scenario this long after the traffic (default: 10)")
 
     p = add("sessions", "list sessions (active by default)")
     p.add_argument("--user", metavar="USER", help="only this user's sessions (any status unless --status)")
