@@ -238,22 +238,23 @@ class Connection(asyncssh.SSHServer):
         return self.session
 
     def connection_requested(self, dest_host: str, dest_port: int, orig_host: str, orig_port: int) -> bool:
-        log.warning("refused port forwarding (-L) for %s", self._who())
+        log.warning("refused port forwarding (-L) for %s", self.who())
         return False
 
     def server_requested(self, listen_host: str, listen_port: int) -> bool:
-        log.warning("refused remote port forwarding (-R) for %s", self._who())
+        log.warning("refused remote port forwarding (-R) for %s", self.who())
         return False
 
     def unix_connection_requested(self, dest_path: str) -> bool:
-        log.warning("refused socket forwarding for %s", self._who())
+        log.warning("refused socket forwarding for %s", self.who())
         return False
 
     def unix_server_requested(self, listen_path: str) -> bool:
-        log.warning("refused socket forwarding for %s", self._who())
+        log.warning("refused socket forwarding for %s", self.who())
         return False
 
-    def _who(self) -> str:
+    def who(self) -> str:
+        """Who, for the log: the key holder (or "unauthenticated") and the client address."""
         return f"{self.identity.actor if self.identity else 'unauthenticated'} ({self.peer})"
 
 
@@ -284,11 +285,11 @@ class DashboardSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         return True
 
     def exec_requested(self, command: str) -> bool:
-        log.warning("refused exec request (%d characters) for %s", len(command), self.owner._who())
+        log.warning("refused exec request (%d characters) for %s", len(command), self.owner.who())
         return False
 
     def subsystem_requested(self, subsystem: str) -> bool:
-        log.warning("refused subsystem %r for %s", printable(subsystem, 32), self.owner._who())
+        log.warning("refused subsystem %r for %s", printable(subsystem, 32), self.owner.who())
         return False
 
     def session_started(self) -> None:
@@ -308,7 +309,7 @@ class DashboardSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         try:
             await child.start()
         except OSError as exc:
-            log.error("could not start a dashboard for %s: %s", owner._who(), printable(exc, 200))
+            log.error("could not start a dashboard for %s: %s", owner.who(), printable(exc, 200))
             chan.write(b"sessionwatch: could not start the dashboard\r\n")
             chan.exit(1)
             return
@@ -388,7 +389,7 @@ class DashboardSession(asyncssh.SSHServerSession):  # type: ignore[type-arg]
         if time.monotonic() - self.last_input < limit:
             self._arm_idle()
             return
-        log.info("idle for %.0f s: closing %s", limit, self.owner._who())
+        log.info("idle for %.0f s: closing %s", limit, self.owner.who())
         self.owner.hub.spawn(self._idle_close(limit))
 
     async def _idle_close(self, limit: float) -> None:
