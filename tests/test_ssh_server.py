@@ -512,3 +512,19 @@ def test_sigterm_ends_every_dashboard_and_records_the_disconnects(make_endpoint:
     assert process_gone(pid)
     assert [e.kind for e in store.events(limit=5)][:2] == ["ssh_disconnect", "ssh_connect"]
     tmux.wait("s", lambda s: "[ssh exited" in s, what="ssh to end")
+
+
+def test_connections_that_never_authenticate_are_bounded(make_endpoint: Callable[..., Endpoint], keys: Keys,
+                                                         tmux: Tmux) -> None:
+    ep = make_endpoint("--max-connections", "1")  # at most max(8, 2 x 1) still authenticating
+    idle = [socket.create_connection(("127.0.0.1", ep.port), timeout=30) for _ in range(8)]
+    try:
+        for s in idle:
+            assert s.recv(100).startswith(b"SSH-2.0-")  # each one was served
+        done = ep.ssh(keys.admin, "-t")
+        assert done.returncode == 255
+        wait_until(lambda: "still authenticating" in ep.log(), 30, "the drop to be logged")
+    finally:
+        for s in idle:
+            s.close()
+    wait_until(lambda: ep.ssh(keys.admin, "-T").returncode == 1, 60, "a connection to be served again")

@@ -87,6 +87,10 @@ class Hub:
         self.limiter = FailureLimiter(config.max_auth_failures, config.auth_failure_window)
         self.connections: set[Connection] = set()
         """Authenticated connections (what ``max_connections`` caps)."""
+        self.open = 0
+        """Every TCP connection, authenticated or not."""
+        self.max_unauthenticated = max(8, 2 * config.max_connections)
+        self._last_flood_log = 0.0
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def spawn(self, coro: Any) -> None:
@@ -157,10 +161,20 @@ class Connection(asyncssh.SSHServer):
         self.conn = conn
         peer = conn.get_extra_info("peername") or ("?", 0)
         self.address, self.port = str(peer[0]), int(peer[1])
+        hub = self.hub
+        hub.open += 1
+        if hub.open - len(hub.connections) > hub.max_unauthenticated:
+            now = time.monotonic()
+            if now - hub._last_flood_log > 10:
+                hub._last_flood_log = now
+                log.warning("dropping %s: %d connections are still authenticating", self.peer,
+                            hub.open - len(hub.connections) - 1)
+            asyncio.get_running_loop().call_soon(conn.abort)
 
     def connection_lost(self, exc: Exception | None) -> None:
         hub = self.hub
         self.closed = True
+        hub.open -= 1
         if self.identity is None:
             if self.rejected:
                 blocked = hub.limiter.record(self.address)
