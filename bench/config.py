@@ -24,6 +24,9 @@ class Config:
     sweep_sessions: int = 100_000
     sweep_batches: tuple[int, ...] = (10, 25, 50)
     sweep_reps: int = 2
+    bulk_sizes: tuple[int, ...] = (100_000, 1_000_000)
+    """Sessions for the bulk commands (reindex, sweep, export, import)."""
+    bulk_reps: int = 1
     memory_sessions: int = 20_000
     memory_reps: int = 3
     paint_runs: int = 3
@@ -49,14 +52,15 @@ FULL = Config()
 QUICK = replace(
     FULL, reps=3, rt_ops=600, async_ops=1000, flask_requests=400, scale_sizes=(1_000, 20_000),
     refreshes=5, sweep_sessions=10_000, sweep_batches=(50,), sweep_reps=1, memory_sessions=2000,
-    memory_reps=1, paint_runs=1,
+    memory_reps=1, paint_runs=1, bulk_sizes=(20_000,),
     live_seconds=2.0, ssh_idle_seconds=4.0, label="quick",
 )
 
 TINY = replace(
     FULL, reps=2, rt_ops=40, async_ops=100, concurrency=10, flask_requests=30, scale_sizes=(600, 1200),
     refreshes=2, sweep_sessions=300, sweep_batches=(50,), sweep_reps=1, memory_sessions=200, memory_reps=1,
-    live_seconds=0.5, live_rate=200, flag_injections=2, ssh_counts=(1,), ssh_idle_seconds=0.5,
+    bulk_sizes=(400,), live_seconds=0.5, live_rate=200, flag_injections=2, ssh_counts=(1,),
+    ssh_idle_seconds=0.5,
     tui=False, flask_session=False, install=False, out=None,
     label="tiny",
 )

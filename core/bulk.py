@@ -10,16 +10,22 @@ already indexed).
 
 from __future__ import annotations
 
+import contextlib
+import queue
+import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 from . import backup
 from .errors import InvalidInput
-from .plans import BULK_BATCH, BULK_BYTES, EXPORT_PAGE
+from .plans import BULK_BATCH, BULK_BYTES, EXPORT_PAGE, BatchResult
 from .policy import Policy
 from .store import SessionStore
 
+WORKERS = 2
+"""Threads writing batches at once: enough to keep Redis busy while the next batch is
+prepared; each call stays bounded, so other clients wait at most one call."""
 Progress = Callable[[int, int | None], None]
 """Called with (sessions just handled, new estimate of the total or ``None``)."""
 
@@ -159,63 +165,153 @@ def check_lines(lines: Iterable[str], *, policy: Policy, now: float, trust: bool
     return count
 
 
+class _Workers:
+    """Runs batch calls on a few threads (each takes its own pooled connection), so one
+    batch is being written while the next is read and encoded, and Redis is kept busy
+    with bounded calls rather than waiting on round trips. Results are handled in the
+    caller's thread (``drain``), so tallies and progress need no locks. At most
+    ``2 * workers`` batches wait in memory."""
+
+    def __init__(self, call: Callable[[Any], Any], on_result: Callable[[Any, Any], None],
+                 workers: int) -> None:
+        self.call, self.on_result = call, on_result
+        self.jobs: queue.Queue[Any] = queue.Queue(maxsize=2 * workers)
+        self.results: queue.Queue[tuple[Any, Any, BaseException | None]] = queue.Queue()
+        self.error: BaseException | None = None
+        self.threads = [threading.Thread(target=self._work, daemon=True, name=f"bulk-{i}")
+                        for i in range(workers)]
+        for t in self.threads:
+            t.start()
+
+    def _work(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            try:
+                self.results.put((job, self.call(job), None))
+            except BaseException as exc:  # handed to the caller's thread
+                self.results.put((job, None, exc))
+
+    def drain(self) -> None:
+        while True:
+            try:
+                job, result, error = self.results.get_nowait()
+            except queue.Empty:
+                return
+            if error is not None:
+                self.error = self.error or error
+            else:
+                self.on_result(job, result)
+
+    def submit(self, job: Any) -> None:
+        while self.error is None:
+            self.drain()
+            try:
+                self.jobs.put(job, timeout=0.05)
+                return
+            except queue.Full:
+                continue
+        self.finish()
+
+    def finish(self, *, cancel: bool = False) -> None:
+        """Wait for the batches in flight (dropping the queued ones if ``cancel``), handle
+        every result, then raise the first error a batch met."""
+        if cancel:
+            with contextlib.suppress(queue.Empty):
+                while True:
+                    self.jobs.get_nowait()
+        for _ in self.threads:
+            self.jobs.put(None)
+        for t in self.threads:
+            t.join()
+        self.drain()
+        if self.error is not None:
+            raise self.error
+
+    def stop(self) -> None:
+        """After Ctrl-C or an error: drop queued batches, let those in flight finish and
+        count them (a failing progress display must not lose a count)."""
+        handle = self.on_result
+
+        def quiet(job: Any, result: Any) -> None:
+            with contextlib.suppress(Exception, KeyboardInterrupt):
+                handle(job, result)
+
+        self.on_result = quiet
+        with contextlib.suppress(BaseException):
+            self.finish(cancel=True)
+
+
 def restore(store: SessionStore, lines: Iterable[str], *, trust: bool, actor: str,
             tally: Tally | None = None, progress: Progress = _no_progress,
-            batch: int = BULK_BATCH, batch_bytes: int = BULK_BYTES) -> Tally:
+            batch: int = BULK_BATCH, batch_bytes: int = BULK_BYTES, workers: int | None = None) -> Tally:
     """Second pass of an import: write the records in bounded batches (one script call
-    each, all or nothing per call); sessions already in Redis are skipped."""
+    each, all or nothing per call); sessions already in Redis are skipped. The tally is
+    exact even when interrupted: every batch sent is counted once it has been written."""
     tally = tally or Tally()
     store.bulk_preflight()
-    pending: list[backup.Record] = []
-    size = 0
 
-    def flush() -> None:
-        nonlocal size
-        result = store.restore_batch(pending, trust=trust, actor=actor)
+    def done(job: list[backup.Record], result: BatchResult) -> None:
         tally.written += result.written
         tally.skipped += result.skipped
         tally.add_problems(result.problems)
-        progress(len(pending), None)
-        pending.clear()
-        size = 0
+        progress(len(job), None)
 
-    now = store.ctx.clock()
-    for number, line in numbered(lines):
-        try:
-            record = backup.decode(line, policy=store.policy, now=now, trust=trust)
-        except InvalidInput as exc:  # the file changed since the first pass
-            raise LineError(number, exc) from None
-        if record is None:
-            continue
-        pending.append(record)
-        size += len(line)
-        if len(pending) >= batch or size >= batch_bytes:
-            flush()
-    if pending:
-        flush()
+    pool = _Workers(lambda job: store.restore_batch(job, trust=trust, actor=actor), done, workers or WORKERS)
+    try:
+        pending: list[backup.Record] = []
+        size = 0
+        now = store.ctx.clock()
+        for number, line in numbered(lines):
+            try:
+                record = backup.decode(line, policy=store.policy, now=now, trust=trust)
+            except InvalidInput as exc:  # the file changed since the first pass
+                raise LineError(number, exc) from None
+            if record is None:
+                continue
+            pending.append(record)
+            size += len(line)
+            if len(pending) >= batch or size >= batch_bytes:
+                pool.submit(pending)
+                pending, size = [], 0
+        if pending:
+            pool.submit(pending)
+        pool.finish()
+    except BaseException:
+        pool.stop()
+        raise
     return tally
 
 
 # --- reindex ----------------------------------------------------------------------------------
 
 def reindex(store: SessionStore, *, actor: str, tally: Tally | None = None, progress: Progress = _no_progress,
-            scan_count: int = EXPORT_PAGE, batch: int = BULK_BATCH) -> Tally:
+            scan_count: int = EXPORT_PAGE, batch: int = BULK_BATCH, workers: int | None = None) -> Tally:
     """Index every session hash SCAN finds, a bounded batch per script call. Idempotent:
     sessions already indexed are skipped, so a rerun after Ctrl-C continues."""
     tally = tally or Tally()
     store.bulk_preflight()
-    cursor = "0"
-    while True:
-        cursor, sids = store.scan_session_ids(cursor, count=scan_count)
-        tally.scanned += len(sids)
-        for i in range(0, len(sids), batch):
-            chunk = sids[i:i + batch]
-            result = store.index_batch(chunk, actor=actor)
-            tally.written += result.written
-            tally.skipped += result.skipped
-            tally.add_problems(result.problems)
-        fraction = scan_fraction(cursor)
-        progress(len(sids), int(tally.scanned / fraction) if fraction > 0.02 else None)
-        if cursor == "0":
-            return tally
 
+    def done(job: list[str], result: BatchResult) -> None:
+        tally.written += result.written
+        tally.skipped += result.skipped
+        tally.add_problems(result.problems)
+
+    pool = _Workers(lambda job: store.index_batch(job, actor=actor), done, workers or WORKERS)
+    try:
+        cursor = "0"
+        while True:
+            cursor, sids = store.scan_session_ids(cursor, count=scan_count)
+            tally.scanned += len(sids)
+            for i in range(0, len(sids), batch):
+                pool.submit(sids[i:i + batch])
+            fraction = scan_fraction(cursor)
+            progress(len(sids), int(tally.scanned / fraction) if fraction > 0.02 else None)
+            if cursor == "0":
+                break
+        pool.finish()
+    except BaseException:
+        pool.stop()
+        raise
+    return tally

@@ -886,7 +886,7 @@ def ping(ctx: Context) -> Plan:
 
 EXPORT_PAGE = 500
 """Sessions read per export round trip (one ZRANGEBYLEX or SCAN, then HGETALL each)."""
-BULK_BATCH = 16
+BULK_BATCH = 32
 """Sessions written per ``adopt_batch`` call: about 50 µs of Redis time each, so one call
 stays near 1.3 ms, well under the 5 ms no call may exceed (bench/RESULTS.md, bulk)."""
 BULK_MAX = 200

@@ -25,7 +25,8 @@ def test_every_benchmark_runs_and_writes_the_report(tmp_path: Path) -> None:
     assert report.failures == []
     names = [s.name for s in report.sections]
     assert names == ["round trip", "Flask: sessionwatch vs Flask-Session", "memory per session", "sweep",
-                     "live path", "dashboard refresh at scale", "SSH endpoint", "overview and anomaly rules"]
+                     "live path", "dashboard refresh at scale", "SSH endpoint", "overview and anomaly rules",
+                     "bulk commands"]
     text = out.read_text()
     for needle in ("python -m bench (smoke)", "## Environment", "parser in use", "## Targets",
                    "1. Round-trip limit", "2. Against the classic layout", "3. Flask route",
