@@ -32,16 +32,20 @@ def test_every_benchmark_runs_and_writes_the_report(tmp_path: Path) -> None:
                    "1. Round-trip limit", "2. Against the classic layout", "3. Flask route",
                    "4. Redis cost per dashboard refresh", "5. Live path", "6. Sweep", "7. Redis memory"):
         assert needle in text
-    scale = report.sections[-3]
+    scale = report.sections[5]
     identical = [t for t in scale.targets if "identical" in t.target]
     assert identical and all(t.met for t in identical), [t.measured for t in identical]
     sweep = report.sections[3]
     assert "longest call" in sweep.headline[0][1]
-    ssh = report.sections[-2]
+    ssh = report.sections[6]
     assert ssh.headline[0][0] == "SSH dashboard, 1 connection(s): connect → first paint"
     assert "8. SSH endpoint" in text
     assert "9. What the overview and the rules add" in text and "9b. Flag latency" in text
     assert "overview refresh" in text
+    bulk = report.sections[8]
+    assert [t.what for t in bulk.targets][:3] == [f"{c} of 400 sessions vs the plain write"
+                                                  for c in ("reindex", "export", "import")]
+    assert "Bulk commands vs the same sessions" in text
 
 
 def test_flask_session_comparison(tmp_path: Path) -> None:
