@@ -229,15 +229,16 @@ def _profile(url: str, store: SessionStore, frozen: SessionStore, touching: Sess
         # What the client itself sent: the script call (its time includes the commands it
         # runs), or, for an op that sends plain commands (classic, validate while no touch
         # is due: one HGETALL), those commands.
-        scripted = {k for k in cost.commands if k in ("evalsha", "eval")}
+        scripted = {k for k in cost.commands if k in ("evalsha", "eval", "fcall", "fcall_ro")}
         top = scripted or set(cost.commands)
         outer = sum(cost.commands[k] for k in top)
-        usec = sum(cost.usec[k] for k in top)  # EVALSHA's time already includes its inner commands
+        usec = sum(cost.usec[k] for k in top)  # a script call's time already includes its inner commands
         server_us[name] = (usec / n, cost.total_commands / n)
         t.add(LABELS.get(name, name), f"{usec / n:.1f}", f"{outer / n:.1f}",
               f"{cost.total_commands / n:.1f}", f"{wall:.0f}")
-    t.notes.append("Redis µs counts the server's CPU for the op (for EVALSHA it is the whole script: the "
-                   "commands it runs, the Lua VM and JSON encoding). On 2 cores shared by client, server and "
+    t.notes.append("Redis µs counts the server's CPU for the op (for a script call, FCALL or EVALSHA, the "
+                   "whole script: the commands it runs, the Lua VM and JSON encoding). On 2 cores shared by "
+                   "client, server and "
                    "other processes that time adds to the round trip almost one for one, which is why an "
                    "operation's ratio to PING falls with the work its script does. Wall µs includes the "
                    "CONFIG RESETSTAT/INFO calls of the measurement (2 per block, negligible).")

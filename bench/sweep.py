@@ -26,7 +26,7 @@ def _durations(admin: redis.Redis) -> list[int]:
     for e in entries:
         cmd = e.get("command", b"")
         cmd = cmd.decode("utf-8", "replace") if isinstance(cmd, bytes) else str(cmd)
-        if cmd.upper().startswith("EVAL"):
+        if cmd.upper().startswith(("EVAL", "FCALL")):  # the script call (FCALL on Redis 7)
             out.append(int(e["duration"]))
     return out
 
@@ -80,8 +80,9 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
     for b in batches:
         t.add(f"{b}{' (default)' if b == plans.SWEEP_BATCH else ''}", f"{calls[b]:,}", total[b].cell(2),
               fmt(n / total[b].median), worst[b].cell(2), p99[b].cell(2), p50[b].cell(2))
-    t.notes.append("Durations are server-side, from SLOWLOG (slowlog-log-slower-than 0) over every EVALSHA "
-                   "of the sweep: the time Redis was busy with one call and could serve no other client.")
+    t.notes.append("Durations are server-side, from SLOWLOG (slowlog-log-slower-than 0) over every script "
+                   "call (FCALL or EVALSHA) of the sweep: the time Redis was busy with one call and could "
+                   "serve no other client.")
     sec.tables.append(t)
     d = plans.SWEEP_BATCH
     ok = [b for b in batches if worst[b].hi <= LIMIT_US / 1000]

@@ -4,22 +4,27 @@ Three users, all confined to sessionwatch's keys (built from :class:`core.Schema
 key prefix is honoured) and to its event channel:
 
 ``sessionwatch-app``
-    The web app: every session write (each one a Lua script: EVALSHA, plus SCRIPT LOAD
-    after a server restart empties the script cache), the reads, PUBLISH on the event
-    channel (from inside the scripts).
+    The web app: every session write (each one a Lua script: FCALL of sessionwatch's
+    function library on Redis 7, see core/functions.py; EVALSHA and SCRIPT LOAD on 6.2),
+    the reads, PUBLISH on the event channel (from inside the scripts). On Redis 7 it
+    cannot run Lua of its own: no EVAL, EVALSHA, SCRIPT or FUNCTION LOAD/DELETE/FLUSH/
+    RESTORE.
 ``sessionwatch-dashboard``
     The read-only dashboard: read commands on our keys, SUBSCRIBE to the event channel
     and to ``__keyevent@<db>__:expired``, PING, INFO (it shows server stats; INFO holds
-    no data or secrets, unlike CONFIG GET, which stays denied). No write, no script.
+    no data or secrets, unlike CONFIG GET, which stays denied). No write, no Lua of its
+    own (on Redis 7 FCALL_RO, which runs only the library's read-only functions).
 ``sessionwatch-admin``
     The admin dashboard: the dashboard's rights plus ending sessions (logout, logout of
     all of a user's sessions, sweep) and raising and clearing anomaly flags. Those are
-    Lua scripts and Lua runs with the caller's ACL, so this user holds EVALSHA and the
-    write commands those scripts call, on our keys. The honest trade-off: Redis cannot
-    limit a user to *our* scripts, so an admin client could also write session hashes by
-    hand (even mint a session). It can still touch no other key, run no admin command
-    (CONFIG, FLUSHALL, KEYS, DEBUG, SHUTDOWN, CLIENT KILL, ...) and cannot create users;
-    its password is as sensitive as the app's.
+    Lua scripts and Lua runs with the caller's ACL, so this user holds FCALL (EVALSHA on
+    6.2) and the write commands those scripts call, on our keys. On Redis 7 it also loads
+    the function library (FUNCTION LOAD: ``sessionwatch install-functions``), which is
+    Lua of its choosing, run with the rights of whoever calls it. The honest trade-off:
+    Redis cannot limit a user to *our* scripts, so an admin client could also write
+    session hashes by hand (even mint a session). It can still touch no other key, run no
+    admin command (CONFIG, FLUSHALL, KEYS, DEBUG, SHUTDOWN, CLIENT KILL, ...) and cannot
+    create users; its password is as sensitive as the app's.
 
 Everyone: the ``default`` user is off. Note that SCAN lists key names regardless of key
 patterns, which is why a raw token never appears in a key name (only its derived id).
@@ -121,13 +126,29 @@ def channels(role: Role, schema: Schema, db: int = 0) -> list[str]:
     return out
 
 
-def commands(role: Role) -> list[str]:
-    """The commands ``role`` may run, sorted (its keys and channels restrict them further)."""
+FUNCTION_COMMANDS = ("fcall", "fcall_ro")
+"""How the app and admin run the scripts on Redis 7: the function library only."""
+LOADER_COMMANDS = ("function|load",)
+"""Loading the library (``sessionwatch install-functions``): the admin role only."""
+EVAL_COMMANDS = ("evalsha", "script|load")
+"""Redis 6.2 (no functions): scripts by EVALSHA, which also lets the user run any Lua
+within its rights. Never EVAL, SCRIPT FLUSH/KILL, FUNCTION DELETE/FLUSH/RESTORE."""
+
+
+def commands(role: Role, *, functions: bool = True) -> list[str]:
+    """The commands ``role`` may run, sorted (its keys and channels restrict them further).
+    ``functions``: Redis 7+, scripts through the function library; else EVALSHA (6.2)."""
     granted = set(READ_COMMANDS) | set(CONNECTION_COMMANDS)
     for name in role.scripts:
         granted |= script_commands(name)
-    if role.scripts:
-        granted |= {"evalsha", "script|load"}
+    if functions:
+        granted.add("fcall_ro")  # read-only functions run with the caller's (read) rights
+        if role.scripts:
+            granted |= set(FUNCTION_COMMANDS)
+        if role.name == "admin":
+            granted |= set(LOADER_COMMANDS)
+    elif role.scripts:
+        granted |= set(EVAL_COMMANDS)
     if role.subscribe:
         granted |= {"subscribe", "unsubscribe", "punsubscribe"}
     if role.info:
@@ -137,14 +158,15 @@ def commands(role: Role) -> list[str]:
     return sorted(granted)
 
 
-def rules(role: str | Role, schema: Schema | None = None, db: int = 0) -> list[str]:
+def rules(role: str | Role, schema: Schema | None = None, db: int = 0, *,
+          functions: bool = True) -> list[str]:
     """ACL rules for ``role``, without any password (``ACL SETUSER <user> on <rules>``)."""
     r = ROLES[role] if isinstance(role, str) else role
     schema = schema or Schema()
     out = ["reset", "on", "resetkeys", "resetchannels", "-@all"]
     out += [f"~{p}" for p in key_patterns(schema)]
     out += [f"&{c}" for c in channels(r, schema, db)]
-    out += [f"+{c}" for c in commands(r)]
+    out += [f"+{c}" for c in commands(r, functions=functions)]
     return out
 
 
@@ -152,20 +174,23 @@ def password_hash(password: str) -> str:
     return hashlib.sha256(password.encode("utf-8")).hexdigest()
 
 
-def acl_line(role: str, password: str, schema: Schema | None = None, db: int = 0) -> str:
+def acl_line(role: str, password: str, schema: Schema | None = None, db: int = 0, *,
+             functions: bool = True) -> str:
     """One ``user`` line for an ACL file; stores only the password's SHA-256."""
     _check_password(role, password)
-    granted = rules(role, schema, db)  # starts with "reset on": the hash goes after them
+    granted = rules(role, schema, db, functions=functions)  # "reset on" first: the hash goes after
     return " ".join(["user", ROLES[role].user, *granted[:2], f"#{password_hash(password)}", *granted[2:]])
 
 
-def render_acl_file(passwords: Mapping[str, str], schema: Schema | None = None, db: int = 0) -> str:
-    """The ACL file: ``default`` off, then one line per role that has a password."""
+def render_acl_file(passwords: Mapping[str, str], schema: Schema | None = None, db: int = 0, *,
+                    functions: bool = True) -> str:
+    """The ACL file: ``default`` off, then one line per role that has a password.
+    ``functions=False`` for Redis 6.2, which knows no FCALL (scripts by EVALSHA)."""
     # ACL files allow no comments: what this file is, is said in redis.conf.
     lines = ["user default off resetpass resetkeys resetchannels -@all"]
     for role in ROLES:
         if role in passwords:
-            lines.append(acl_line(role, passwords[role], schema, db))
+            lines.append(acl_line(role, passwords[role], schema, db, functions=functions))
     return "\n".join(lines) + "\n"
 
 
@@ -205,12 +230,13 @@ def generate_passwords() -> dict[str, str]:
 
 
 def provision(directory: str | os.PathLike[str], passwords: Mapping[str, str] | None = None, *,
-              schema: Schema | None = None, db: int = 0) -> dict[str, str]:
+              schema: Schema | None = None, db: int = 0, functions: bool = True) -> dict[str, str]:
     """Write ``sessionwatch-users.acl`` into ``directory`` (mode 0600) and return the
-    passwords used: ``passwords`` if given, else random ones (for an embedded server)."""
+    passwords used: ``passwords`` if given, else random ones (for an embedded server).
+    ``functions=False`` for a Redis 6.2 server."""
     chosen = dict(passwords) if passwords is not None else generate_passwords()
     path = Path(directory) / ACL_FILE_NAME
-    text = render_acl_file(chosen, schema, db)
+    text = render_acl_file(chosen, schema, db, functions=functions)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -234,11 +260,15 @@ def main(argv: list[str] | None = None) -> int:
     for p in (w, s):
         p.add_argument("--prefix", default="", help="key prefix the apps use")
         p.add_argument("--db", type=int, default=0, help="database number (for the expired-events channel)")
+        p.add_argument("--redis-version", choices=("7", "6.2"), default="7",
+                       help="7 (default): scripts only through the function library (FCALL); "
+                            "6.2: by EVALSHA, which lets app and admin run any Lua within their rights")
     args = parser.parse_args(argv)
     schema = Schema(args.prefix)
+    fn = args.redis_version == "7"
     if args.cmd == "show":
         for role, r in ROLES.items():
-            print(f"{r.user} ({role}): {' '.join(rules(role, schema, args.db))}")
+            print(f"{r.user} ({role}): {' '.join(rules(role, schema, args.db, functions=fn))}")
         return 0
     try:
         found = {role: pw for role in ROLES if (pw := password_from_env(role))}
@@ -246,7 +276,7 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(f"error: set {', '.join(missing)} (or the *_FILE variants)", file=sys.stderr)
             return 2
-        text = render_acl_file(found, schema, args.db)
+        text = render_acl_file(found, schema, args.db, functions=fn)
         fd = os.open(args.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)

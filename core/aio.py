@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from typing import Any
 
 import redis.asyncio
 import redis.exceptions
 
+from . import functions
 from .api import StoreAPI, replicated
 from .connection import (
     REDIS_ERRORS,
@@ -29,14 +31,20 @@ class AsyncSessionStore(StoreAPI):
 
     async def _execute(self, request: Script | Commands) -> Any:
         if isinstance(request, Script):
-            acks = self._replica_acks(request)
-            if not acks:
-                return await self._scripts[request.name](keys=request.keys, args=request.args)
-            pipe = self.client.pipeline(transaction=False)
-            await self._scripts[request.name](keys=request.keys, args=request.args, client=pipe)
-            pipe.execute_command("WAIT", acks, self.ctx.policy.replica_timeout_ms)
-            reply, confirmed = await pipe.execute()
-            return replicated(reply, confirmed, acks)
+            for _ in range(3):
+                try:
+                    return await self._send_script(request)
+                except redis.exceptions.ResponseError as exc:
+                    step = self._script_recovery(exc)
+                    if step is None:
+                        raise
+                    if step == "install":  # part of this request: no plan step of its own
+                        try:
+                            reply: object = await self.client.function_load(functions.library_source())
+                        except redis.exceptions.ResponseError as failed:
+                            reply = failed
+                        self._installed(functions.outcome(reply))
+            return await self._send_script(request)
         if len(request.commands) == 1:
             try:
                 return [await self.client.execute_command(*request.commands[0])]
@@ -46,6 +54,18 @@ class AsyncSessionStore(StoreAPI):
         for cmd in request.commands:
             pipe.execute_command(*cmd)
         return raise_outage(await pipe.execute(raise_on_error=False))
+
+    async def _send_script(self, request: Script) -> Any:
+        acks = self._replica_acks(request)
+        if not acks:
+            return await self._script_call(request, self.client)
+        pipe = self.client.pipeline(transaction=False)
+        queued = self._script_call(request, pipe)
+        if inspect.isawaitable(queued):  # EVALSHA's Script object queues asynchronously
+            await queued
+        pipe.execute_command("WAIT", acks, self.ctx.policy.replica_timeout_ms)
+        reply, confirmed = await pipe.execute()
+        return replicated(reply, confirmed, acks)
 
     async def _attempt(self, request: Script | Commands, deadline: float) -> Any:
         """``_execute``, retried after a broken connection if the request is a read and

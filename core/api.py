@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
-from . import backup, plans
+from . import backup, functions, plans
 from .connection import ConnectOptions, describe_target
 from .errors import NotReplicated
 from .plans import Context
@@ -35,6 +35,9 @@ class StoreAPI:
         self.ctx = Context(Schema(prefix), policy or Policy(), clock or time.time)
         self.client = client
         self._scripts = {name: client.register_script(src) for name, src in all_scripts().items()}
+        self._script_mode = "function"
+        """``function``: FCALL of the library (core/functions.py); ``eval``: EVALSHA, once
+        the server turned out to have no functions (Redis 6.2)."""
 
     @staticmethod
     def _connect(url: str, options: ConnectOptions | None) -> Any:  # pragma: no cover - per subclass
@@ -51,6 +54,31 @@ class StoreAPI:
 
     def _run(self, plan: plans.Plan) -> Any:  # pragma: no cover - provided by subclasses
         raise NotImplementedError
+
+    def _script_call(self, request: plans.Script, client: Any) -> Any:
+        """Send one script call on ``client`` (the client or a pipeline): FCALL / FCALL_RO
+        of this version's function, or EVALSHA on a server without functions."""
+        if self._script_mode == "eval":
+            return self._scripts[request.name](keys=request.keys, args=request.args, client=client)
+        send = client.fcall_ro if functions.read_only(request.name) else client.fcall
+        return send(functions.function_name(request.name), len(request.keys), *request.keys, *request.args)
+
+    def _script_recovery(self, exc: BaseException) -> str | None:
+        """After a failed script call: ``"retry"`` (switched to EVALSHA: no functions on
+        this server), ``"install"`` (the library is not loaded), or ``None`` (a real error)."""
+        if functions.is_unsupported(exc):  # also for calls sent before another one found out
+            self._script_mode = "eval"
+            return "retry"
+        return "install" if functions.is_missing(exc) else None
+
+    def _installed(self, status: str) -> None:
+        if status == "unsupported":
+            self._script_mode = "eval"
+
+    def install_functions(self) -> Any:
+        """Load this version's function library into Redis (needs FUNCTION LOAD: the admin
+        role). Returns ``"loaded"``, ``"present"`` or ``"unsupported"`` (Redis 6.2)."""
+        return self._run(functions.install(self.ctx))
 
     def _replica_acks(self, request: plans.Script) -> int:
         """Replicas to ``WAIT`` for after ``request``: write scripts only (a throttled touch

@@ -7,6 +7,7 @@ from typing import Any
 
 import redis
 
+from . import functions
 from .api import StoreAPI, replicated
 from .connection import REDIS_ERRORS, map_error, outage_reply, raise_outage, retryable_failure, sync_client
 from .plans import Commands, Plan, Script, retryable
@@ -19,14 +20,20 @@ class SessionStore(StoreAPI):
 
     def _execute(self, request: Script | Commands) -> Any:
         if isinstance(request, Script):
-            acks = self._replica_acks(request)
-            if not acks:
-                return self._scripts[request.name](keys=request.keys, args=request.args)
-            pipe = self.client.pipeline(transaction=False)
-            self._scripts[request.name](keys=request.keys, args=request.args, client=pipe)
-            pipe.execute_command("WAIT", acks, self.ctx.policy.replica_timeout_ms)
-            reply, confirmed = pipe.execute()
-            return replicated(reply, confirmed, acks)
+            for _ in range(3):
+                try:
+                    return self._send_script(request)
+                except redis.exceptions.ResponseError as exc:
+                    step = self._script_recovery(exc)
+                    if step is None:
+                        raise
+                    if step == "install":  # part of this request: no plan step of its own
+                        try:
+                            reply: object = self.client.function_load(functions.library_source())
+                        except redis.exceptions.ResponseError as failed:
+                            reply = failed
+                        self._installed(functions.outcome(reply))
+            return self._send_script(request)
         if len(request.commands) == 1:
             try:
                 return [self.client.execute_command(*request.commands[0])]
@@ -36,6 +43,16 @@ class SessionStore(StoreAPI):
         for cmd in request.commands:
             pipe.execute_command(*cmd)
         return raise_outage(pipe.execute(raise_on_error=False))
+
+    def _send_script(self, request: Script) -> Any:
+        acks = self._replica_acks(request)
+        if not acks:
+            return self._script_call(request, self.client)
+        pipe = self.client.pipeline(transaction=False)
+        self._script_call(request, pipe)
+        pipe.execute_command("WAIT", acks, self.ctx.policy.replica_timeout_ms)
+        reply, confirmed = pipe.execute()
+        return replicated(reply, confirmed, acks)
 
     def _attempt(self, request: Script | Commands, deadline: float) -> Any:
         """``_execute``, retried after a broken connection if the request is a read and

@@ -47,7 +47,7 @@ from core.tokens import sid_from_token
 
 PROG = "sessionwatch"
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_UNAVAILABLE, EXIT_REFUSED, EXIT_INTERRUPTED = 0, 1, 2, 3, 4, 130
-WRITE_COMMANDS = frozenset({"logout", "sweep", "import", "reindex", "simulate"})
+WRITE_COMMANDS = frozenset({"logout", "sweep", "import", "reindex", "simulate", "install-functions"})
 
 
 class CliError(Exception):
@@ -645,6 +645,18 @@ def _rate(count: int, seconds: float) -> str:
     return f"{count / seconds:,.0f}/s" if seconds > 0 and count else "-"
 
 
+def cmd_install_functions(args: argparse.Namespace) -> int:
+    from core.functions import library_name
+
+    with open_store(args) as store:
+        status = store.install_functions()
+    if status == "unsupported":
+        raise CliError("this Redis has no functions (before 7.0): sessionwatch runs its scripts by "
+                       "EVALSHA there, so nothing to install")
+    print(f"{'loaded' if status == 'loaded' else 'already loaded'}: function library {library_name()}")
+    return EXIT_OK
+
+
 def cmd_export(args: argparse.Namespace) -> int:
     """Stream every session to stdout or, atomically, to --out (gzip if it ends in .gz)."""
     from core import bulk
@@ -850,6 +862,7 @@ COMMANDS = {
     "logout": cmd_logout, "events": cmd_events, "stats": cmd_stats, "sweep": cmd_sweep,
     "health": cmd_health, "export": cmd_export, "import": cmd_import, "reindex": cmd_reindex,
     "ssh-server": cmd_ssh_server, "anomalies": cmd_anomalies,
+    "install-functions": cmd_install_functions,
 }
 
 
@@ -964,6 +977,11 @@ def build_parser() -> argparse.ArgumentParser:
         "sessions older than the retention, in bounded batches. Apps and the dashboard also do this.")
 
     add("health", "check that Redis answers (for probes: exit 0 ok, 3 unreachable, 4 denied)")
+
+    add("install-functions", "load sessionwatch's Lua function library into Redis 7 (as the admin)",
+        "Load the Redis Function library that runs every session write (FUNCTION LOAD), so the app "
+        "and dashboard users need no EVAL rights. Run it once per version, as the admin user; a "
+        "store whose user may load it does so by itself. Redis 6.2 has no functions (EVALSHA there).")
 
     p = add("export", "write every session as JSON lines (backup)",
             "Stream every session, one self-describing JSON record per line "

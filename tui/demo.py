@@ -160,7 +160,7 @@ def start_embedded(binary: str | None = None, config: Path | None = None, *, acl
         if uses_acl(text) if acl is None else acl:
             from core import acl
 
-            passwords = acl.provision(directory)
+            passwords = acl.provision(directory, functions=major >= 7)
             acl_file = directory / acl.ACL_FILE_NAME
         conf = directory / "redis.conf"
         conf.write_text(embedded_config(text, major, acl_file), encoding="utf-8")
@@ -195,6 +195,7 @@ def start_backend(url: str | None = None, *, prefix: str = "", seed: int | None 
         for role in ("admin", "app"):
             stores.append(SessionStore.from_url(urls[role], prefix=prefix, options=options))
         store, sim_store = stores
+        store.install_functions()  # as the admin: the app may only call them (Redis 6.2: EVALSHA)
         sim_store.ping()
         simulator = Simulator(sim_store, seed=seed)
         simulator.seed_sessions(sessions)
