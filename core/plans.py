@@ -625,7 +625,7 @@ OVERVIEW_MINUTES = 60
 
 
 def overview(ctx: Context, *, minutes: int = OVERVIEW_MINUTES, top: int = TOP_N) -> Plan:
-    """The overview's figures in one round trip of ``minutes + 13`` commands, whatever the
+    """The overview's figures in one round trip of ``minutes + 12`` commands, whatever the
     number of sessions: counts by app and type, per-minute counts by kind, the top
     addresses and users (sorted sets the write scripts keep), and the current flags."""
     if not 1 <= minutes <= 24 * 60 or not 1 <= top <= 100:
