@@ -325,6 +325,8 @@ async def test_user_text_is_shown_literally(make_store, clock) -> None:
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: table(app, "active").row_count == 2)
+        # rows are in the table before they are painted: wait for the paint, not a time
+        await wait_for(pilot, lambda: "esc\\x1b[2Jape" in screen_text(app) and "[link=x]app" in screen_text(app))
         text = screen_text(app)
         assert "[bold red]boss[/]" in text and "[link=x]app" in text
         assert "\x1b" not in text and "esc\\x1b[2Jape" in text and "crm\\x07" in text

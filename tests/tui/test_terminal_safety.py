@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 from hostile import DEEP_JSON, HOSTILE, forbidden_in
@@ -29,7 +30,7 @@ SIZE = (160, 50)
 class RecordingDriver(headless_driver.HeadlessDriver):
     """The headless driver, except that it renders and keeps every byte it would write."""
 
-    sink: list[str] = []
+    sink: ClassVar[list[str]] = []
 
     @property
     def is_headless(self) -> bool:
@@ -41,7 +42,7 @@ class RecordingDriver(headless_driver.HeadlessDriver):
 
 @pytest.fixture
 def terminal(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
-    sink: list[str] = []
+    sink: ClassVar[list[str]] = []
     monkeypatch.setattr(RecordingDriver, "sink", sink)
     monkeypatch.setattr(headless_driver, "HeadlessDriver", RecordingDriver)
     yield sink
@@ -148,7 +149,7 @@ async def test_hostile_text_everywhere_never_reaches_the_terminal(make_store, cl
             before = len(toasts)
             await pilot.press("y")
             await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
-            await wait_for(pilot, lambda: len(toasts) > before)
+            await wait_for(pilot, lambda before=before: len(toasts) > before)
             await pilot.pause(0.2)
         assert app.is_running and app.return_code is None  # [@click=app.quit] quit nothing
         polls = app.poll_count
