@@ -15,7 +15,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import heapq
-import io
 import json
 import math
 import os
@@ -124,6 +123,18 @@ def decode(line: str, *, policy: Policy, now: float, trust: bool) -> Record | No
     return Record(sid, fields, live)
 
 
+def decode_checked(line: str) -> Record | None:
+    """A line that :func:`decode` already accepted (the same bytes, re-read): parsed only.
+    The restore script still re-checks what matters on the server (times, trust, policy)."""
+    if not line.strip():
+        return None
+    data = _decoder.decode(line)
+    fields = data["fields"]
+    if not all(type(v) is str for v in fields.values()):
+        fields = _checked_fields(fields)
+    return Record(data["sid"], fields, False)
+
+
 def _plain_text(fields: dict[Any, Any]) -> bool:
     """The common case, checked fast: every key and value is text within the limits and
     free of control characters (what :func:`_checked_fields` would accept unchanged)."""
@@ -164,21 +175,28 @@ def _days(seconds: float) -> str:
 
 def open_text_in(path: str | os.PathLike[str]) -> IO[str]:
     """A UTF-8 text reader for an export, gzip-compressed or not (told by its first bytes)."""
-    raw = open(path, "rb")  # noqa: SIM115 - returned to the caller, who closes it
-    try:
-        magic = raw.peek(2)[:2] if hasattr(raw, "peek") else b""
-    except OSError:
-        magic = b""
-    stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="rb") if magic == b"\x1f\x8b" else raw
-    return io.TextIOWrapper(stream, encoding="utf-8", errors="strict", newline="\n")
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt", encoding="utf-8", errors="strict", newline="\n")
+    return open(path, encoding="utf-8", errors="strict", newline="\n")
 
 
 def open_text_out(path: Path, *, compress: bool) -> IO[str]:
     """A UTF-8 text writer creating ``path`` with mode 0600 (sessions are personal data)."""
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    raw = os.fdopen(fd, "wb")
-    stream: IO[bytes] = gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=6) if compress else raw
-    return io.TextIOWrapper(stream, encoding="utf-8", newline="\n", write_through=False)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    if compress:
+        return gzip.open(path, "wt", encoding="utf-8", newline="\n", compresslevel=6)
+    return open(path, "w", encoding="utf-8", newline="\n")
+
+
+def fsync(path: Path) -> None:
+    """Make a written file durable before it replaces another."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 # --- de-duplication in bounded memory --------------------------------------------------------

@@ -660,7 +660,7 @@ def cmd_install_functions(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     """Stream every session to stdout or, atomically, to --out (gzip if it ends in .gz)."""
     from core import bulk
-    from core.backup import open_text_out
+    from core.backup import fsync, open_text_out
 
     from .progress import BulkProgress
 
@@ -678,9 +678,8 @@ def cmd_export(args: argparse.Namespace) -> int:
             with BulkProgress("exporting") as bar:
                 bulk.export(store, out, tally=tally, progress=bar)
             if tmp and target:
-                out.flush()
-                os.fsync(out.fileno())
                 out.close()
+                fsync(tmp)
                 os.replace(tmp, target)
         except KeyboardInterrupt:
             where = f"; {args.out} was not written" if to_file else ""
@@ -700,39 +699,62 @@ def cmd_export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-@contextlib.contextmanager
-def _import_source(name: str | None) -> Iterator[Callable[[], contextlib.AbstractContextManager[Any]]]:
-    """Something that opens the import's lines, once per pass. Standard input is read
-    once and spooled to a private temporary file, so both passes stream."""
-    import tempfile
+class _ImportSource:
+    """Opens the import's lines once per pass. Standard input is read once and spooled to a
+    private temporary file, so both passes stream. ``unchanged()``: the bytes the second
+    pass reads are those the first pass checked (same file, size and modification time)."""
 
-    from core.backup import open_text_in
+    def __init__(self, name: str | None) -> None:
+        import tempfile
 
-    if name in (None, "-"):
-        with tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n") as spool:
+        self.name = name
+        self.spool: Any = None
+        if name in (None, "-"):
+            self.spool = tempfile.TemporaryFile("w+", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed by close()
             for line in sys.stdin:
-                spool.write(line)
-            spool.flush()
+                self.spool.write(line)
+            self.spool.flush()
+        self.first: tuple[int, int, int] | None = None
 
-            @contextlib.contextmanager
-            def reopen() -> Iterator[TextIO]:
-                spool.seek(0)
-                yield spool
-
-            yield reopen
-        return
-    path = Path(name)
+    def _stat(self) -> tuple[int, int, int] | None:
+        try:
+            st = os.fstat(self.spool.fileno()) if self.spool else os.stat(str(self.name))
+        except OSError:
+            return None
+        return st.st_ino, st.st_size, st.st_mtime_ns
 
     @contextlib.contextmanager
-    def opened() -> Iterator[TextIO]:
+    def __call__(self) -> Iterator[TextIO]:
+        from core.backup import open_text_in
+
+        if self.first is None:
+            self.first = self._stat()
+        if self.spool is not None:
+            self.spool.seek(0)
+            yield self.spool
+            return
         try:
-            fh = open_text_in(path)
+            fh = open_text_in(str(self.name))
         except OSError as exc:
-            raise CliError(f"cannot read {name}: {exc.strerror or exc}") from None
+            raise CliError(f"cannot read {self.name}: {exc.strerror or exc}") from None
         with fh:
             yield fh
 
-    yield opened
+    def unchanged(self) -> bool:
+        return self.first is not None and self._stat() == self.first
+
+    def close(self) -> None:
+        if self.spool is not None:
+            self.spool.close()
+
+
+@contextlib.contextmanager
+def _import_source(name: str | None) -> Iterator[_ImportSource]:
+    source = _ImportSource(name)
+    try:
+        yield source
+    finally:
+        source.close()
 
 
 def _problem_note(tally: Any) -> None:
@@ -761,7 +783,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             bar.phase("importing", count)
             with source() as lines:
                 bulk.restore(store, lines, trust=args.trust, actor=f"import:{actor()}", tally=tally,
-                             progress=bar)
+                             progress=bar, checked=source.unchanged())
     except KeyboardInterrupt:
         note(f"interrupted: imported {tally.written} session(s), skipped {tally.skipped} already present; "
              "run the same import again to continue (it skips what is there)")
@@ -980,7 +1002,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add("sweep", "end sessions whose expiry passed and purge old history now",
         "End sessions whose idle or absolute expiry passed (as 'expired' events) and purge ended "
-        "sessions older than the retention, in bounded batches. Apps and the dashboard also do this.")
+        "sessions older than the retention, in bounded batches (one short script call each) until "
+        "none is left, with a progress bar on a terminal; Ctrl-C stops cleanly and a rerun "
+        "continues. Apps and the dashboard also do this.")
 
     add("health", "check that Redis answers (for probes: exit 0 ok, 3 unreachable, 4 denied)")
 
