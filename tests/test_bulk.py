@@ -486,3 +486,54 @@ def test_decode_is_total() -> None:
                  "[" * 100_000, '{"sid": "a", "fields": {"username": "u", "n": Infinity}}'):
         with pytest.raises(InvalidInput):
             backup.decode(line, policy=policy, now=time.time(), trust=True)
+
+
+# --- progress on stderr --------------------------------------------------------------------------
+
+class _Tty(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_and_silence_otherwise() -> None:
+    from tui.progress import BulkProgress
+
+    tty = _Tty()
+    with BulkProgress("exporting", 10, stream=tty) as bar:
+        assert bar.drawing
+        bar(3)
+        bar(4, 20)
+    shown = tty.getvalue()
+    assert "exporting" in shown and "7/20" in shown and "/s" in shown and "left" in shown
+    pipe = io.StringIO()
+    with BulkProgress("exporting", 10, stream=pipe) as bar:
+        assert not bar.drawing
+        bar(3)
+    assert pipe.getvalue() == "" and bar.done == 3
+
+
+def test_cli_import_ctrl_c_says_what_was_done_and_a_rerun_continues(real_url: str, tmp_path: Path, capsys,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "ended.jsonl"
+    path.write_text("\n".join(_records(2_000, now=time.time(), status="inactive")) + "\n")
+    real_restore = bulk.restore
+
+    def ctrl_c_after_two_batches(*args, **kw):
+        calls = [0]
+        shown = kw["progress"]
+
+        def progress(done: int, total: int | None) -> None:
+            shown(done, total)
+            calls[0] += 1
+            if calls[0] == 2:
+                raise KeyboardInterrupt
+        return real_restore(*args, **{**kw, "progress": progress})
+
+    monkeypatch.setattr(bulk, "restore", ctrl_c_after_two_batches)
+    assert cli.main(["import", str(path), "--url", real_url]) == cli.EXIT_INTERRUPTED
+    err = capsys.readouterr().err
+    done = int(err.split("imported ")[1].split()[0])
+    assert done % BULK_BATCH == 0 and 0 < done < 2_000 and "run the same import again" in err
+    monkeypatch.setattr(bulk, "restore", real_restore)
+    assert cli.main(["import", str(path), "--url", real_url]) == 0
+    assert f"imported {2_000 - done} session(s); skipped {done} already present" in capsys.readouterr().out
