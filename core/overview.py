@@ -195,3 +195,34 @@ def parse_flags(reply: Any) -> list[Flag]:
     flags = [parse_flag(k, v) for k, v in pairs_to_dict(reply).items()]
     flags.sort(key=lambda f: (-f.since, f.id))
     return flags[:MAX_FLAGS]
+
+
+@dataclass(frozen=True, slots=True)
+class FlagIndex:
+    """Which sessions and users the current flags name: what puts a marker on a row in the
+    Active and Inactive tables (a session is marked when a flag names it or its user)."""
+
+    sids: frozenset[str] = frozenset()
+    users: frozenset[str] = frozenset()
+    rules_by_sid: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    rules_by_user: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, flags: list[Flag]) -> FlagIndex:
+        by_sid: dict[str, list[str]] = {}
+        by_user: dict[str, list[str]] = {}
+        for f in flags:
+            for sid in f.sids:
+                by_sid.setdefault(sid, []).append(f.rule)
+            if f.rule in ("sharing", "comeback"):  # flags about a user: all of its sessions
+                for user in f.users:
+                    by_user.setdefault(user, []).append(f.rule)
+        return cls(frozenset(by_sid), frozenset(by_user), {k: tuple(v) for k, v in by_sid.items()},
+                   {k: tuple(v) for k, v in by_user.items()})
+
+    def rules(self, sid: str, username: str) -> tuple[str, ...]:
+        """The rules that flag this session (empty: not flagged)."""
+        return tuple(dict.fromkeys((*self.rules_by_sid.get(sid, ()), *self.rules_by_user.get(username, ()))))
+
+    def __bool__(self) -> bool:
+        return bool(self.sids or self.users)

@@ -258,3 +258,16 @@ def test_new_user_marker_only_for_never_seen_usernames(real_store: SessionStore)
     real_store.login("zed", app="crm", ip="192.0.2.1")
     marks = [parse_event(e.raw).data.get("new_user") for e in real_store.events(limit=10)]
     assert marks == [None, True]
+
+
+def test_flag_index_marks_named_sessions_and_all_sessions_of_flagged_users() -> None:
+    from core.overview import Flag, FlagIndex
+
+    spray = Flag("spray:ip", "spray", "ip", {}, 1.0, sids=("s1", "s2"), users=("a", "b"))
+    sharing = Flag("sharing:c", "sharing", "c", {}, 1.0, sids=("s3",), users=("c",))
+    index = FlagIndex.of([spray, sharing])
+    assert index.rules("s1", "a") == ("spray",)
+    assert index.rules("s9", "a") == ()  # a spray names sessions, not every session of its users
+    assert index.rules("s9", "c") == ("sharing",)
+    assert index.rules("s3", "c") == ("sharing",)
+    assert not FlagIndex.of([]) and index
