@@ -104,3 +104,20 @@ def test_overview_snapshot(seeded, snap_compare, size) -> None:
     store, _ = seeded
     ov = store.overview()
     assert snap_compare(Host(ov, [_flag(ov.now)]), terminal_size=size)
+
+
+def test_every_row_kind_leads_to_a_filter_and_flags_to_their_sessions() -> None:
+    from tui.overview_actions import filter_for, logout_action
+
+    assert filter_for(Pick("app", "crm")) == ("active", "app:crm")
+    assert filter_for(Pick("ip", "192.0.2.1")) == ("active", "ip:192.0.2.1")
+    assert filter_for(Pick("user", "alice")) == ("active", "alice")
+    assert filter_for(Pick("type", "web")) is None  # no server-side type filter: said to the admin
+    spray = _flag(1.8e9)
+    assert filter_for(Pick("flag", spray.id), spray) == ("active", "ip:203.0.113.250")
+    one = logout_action(spray, every_session=False)
+    every = logout_action(spray, every_session=True)
+    assert one is not None and one.sids == ("s1", "s2") and "2 session(s)" in one.question
+    assert every is not None and every.users == ("u1", "u2") and "every session of the 2 user(s)" in every.question
+    burst = Flag("burst:logins", "burst", "all logins", {}, 1.0)
+    assert logout_action(burst, every_session=False) is None and filter_for(Pick("flag", burst.id), burst) is None
