@@ -19,8 +19,9 @@ from core import Policy, Schema
 LOADER = r"""
 local G_EVENTS, G_SEQ, G_EXP, G_SEEN, G_LOGIN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local G_ENDED, G_SEARCH, G_APP, G_TYPE, G_MARKER = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local O_IP_SESS, O_IP_USERS, O_USER_SESS, O_USER_IPS = KEYS[11], KEYS[12], KEYS[13], KEYS[14]
-local O_PAIRS, O_SEEN = KEYS[15], KEYS[16]
+local G_USER, G_APPLEX = KEYS[11], KEYS[12]
+local O_IP_SESS, O_IP_USERS, O_USER_SESS, O_USER_IPS = KEYS[13], KEYS[14], KEYS[15], KEYS[16]
+local O_PAIRS, O_SEEN = KEYS[17], KEYS[18]
 local P_SESSION, P_CACHE, P_HISTORY, P_ACTIVE = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local first, count, now = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local idle, absolute, retention = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
@@ -52,6 +53,8 @@ for i = first, first + count - 1 do
   redis.call('ZADD', G_EXP, exp, sid)
   redis.call('ZADD', G_SEEN, login, sid)
   redis.call('ZADD', G_LOGIN, login, sid)
+  redis.call('ZADD', G_USER, 0, username .. '\0' .. sid)
+  redis.call('ZADD', G_APPLEX, 0, app .. '\0' .. sid)
   redis.call('ZADD', G_SEARCH, 0, 'u:' .. username, 0, 's:' .. sid, 0, 'a:' .. app .. '|' .. sid,
     0, 'i:' .. ip .. '|' .. sid)
   redis.call('SET', P_CACHE .. sid, cjson.encode({sid = sid, username = username, app = app, type = stype,

@@ -82,6 +82,7 @@ READ_COMMANDS = (
     "lrange", "lindex", "llen",
     "smembers", "scard", "sismember",
     "zrange", "zrevrange", "zrangebyscore", "zrevrangebyscore", "zrangebylex", "zcard", "zcount", "zscore",
+    "zrank", "zrevrank", "zscan",
     "scan",
 )
 """What the read side (core.plans, core.feed) sends, and a few harmless neighbours."""
@@ -110,7 +111,8 @@ def key_patterns(schema: Schema) -> list[str]:
     esc = Schema(_glob_escape(schema.prefix))
     return [
         esc.session("*"), esc.cache("*"), esc.user_sessions("*"), esc.user_active("*"),
-        esc.events, esc.event_seq, esc.idx_expiry, esc.idx_seen, esc.idx_login, esc.idx_ended,
+        esc.events, esc.event_seq, esc.idx_expiry, esc.idx_seen, esc.idx_login, esc.idx_user, esc.idx_app,
+        esc.idx_ended,
         esc.idx_search, esc.stats_app, esc.stats_type, esc.minute_counter("logins", "*"),  # type: ignore[arg-type]
         esc.minute_counter("ends", "*"), esc.minute_kinds("*"), *esc.overview_keys(),  # type: ignore[arg-type]
         esc.marker, esc.anonymous("*"), esc.idx_anonymous,

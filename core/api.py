@@ -177,6 +177,15 @@ class StoreAPI:
         return self._run(plans.active_page(self.ctx, sort=sort, descending=descending, offset=offset,
                                            limit=limit))
 
+    def window(self, order: str, *, descending: bool = True, start: int = 0, count: int = 50,
+               anchor: str | None = None, extra: tuple[str, ...] = ()) -> Any:
+        """Rows of a whole-set order by rank (a :class:`~core.plans.Window`), at constant cost."""
+        return self._run(plans.window(self.ctx, order, descending=descending, start=start, count=count,
+                                      anchor=anchor, extra=extra))
+
+    def sessions_by_id(self, sids: list[str]) -> Any:
+        return self._run(plans.sessions_by_id(self.ctx, sids))
+
     def ended_page(self, *, offset: int = 0, limit: int = 50) -> Any:
         return self._run(plans.ended_page(self.ctx, offset=offset, limit=limit))
 

@@ -421,6 +421,81 @@ def active_page(ctx: Context, *, sort: str = "last_seen", descending: bool = Tru
     return Page([x for x in sessions if x.is_active(now)], total=max(0, int(total) - int(due)), offset=offset)
 
 
+WINDOW_ORDERS = ("seen", "login", "expiry", "user", "app", "ended")
+"""Orders :func:`window` serves, each from one sorted set (scores, or ``<value>\\0<sid>`` lex)."""
+LEX_ORDERS = ("user", "app")
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """Rows ``start .. start+len(sids)-1`` of an order over the whole set."""
+
+    total: int
+    start: int
+    sids: list[str]
+    members: list[str]
+    """The index members (what :func:`window` takes as ``anchor``)."""
+    sessions: dict[str, Session]
+    """The sessions read (a sid missing here has ended and been purged meanwhile)."""
+    anchor_rank: int | None = None
+    mode: str = "index"
+
+
+def _order_key(s: Schema, order: str) -> str:
+    return {"seen": s.idx_seen, "login": s.idx_login, "expiry": s.idx_expiry, "user": s.idx_user,
+            "app": s.idx_app, "ended": s.idx_ended}[order]
+
+
+def member_sid(order: str, member: str) -> str:
+    return member.rsplit("\0", 1)[-1] if order in LEX_ORDERS else member
+
+
+def window(ctx: Context, order: str, *, descending: bool, start: int, count: int,
+           anchor: str | None = None, extra: tuple[str, ...] = ()) -> Plan:
+    """``count`` rows of ``order`` from rank ``start`` (negative: from the end, as ZRANGE
+    counts), or from ``start`` rows after ``anchor`` (an index member) when it is still
+    in the index. Three round trips and ``count + len(extra) + 3`` commands whatever the
+    size of the set: rank and size, the range, the hashes (``extra`` sids are read too,
+    for rows the caller holds on screen)."""
+    if order not in WINDOW_ORDERS:
+        raise InvalidInput("order", f"must be one of {', '.join(WINDOW_ORDERS)}")
+    if not isinstance(count, int) or not 0 <= count <= MAX_PAGE:
+        raise InvalidInput("count", f"must be between 0 and {MAX_PAGE}")
+    indexed = yield from _check_indexed(ctx)
+    if not indexed:
+        if order == "ended" or start < 0:
+            return Window(0, 0, [], [], {}, mode="scan")
+        page = yield from _scan_page(ctx, ACTIVE, start, max(1, count))
+        sids = [x.sid for x in page.sessions]
+        return Window(page.total, start, sids, sids, {x.sid: x for x in page.sessions}, mode="scan")
+    key = _order_key(ctx.schema, order)
+    first: list[tuple[Any, ...]] = [("ZCARD", key)]
+    if anchor is not None:
+        first.append(("ZREVRANK" if descending else "ZRANK", key, anchor))
+    replies = yield Commands(first)
+    total = _int(_ok(replies[0], 0))
+    anchor_rank = None
+    if anchor is not None and isinstance(replies[1], int):
+        anchor_rank = replies[1]
+        start = anchor_rank + start
+    if start < 0:
+        start = max(0, total + start)
+    members: list[str] = []
+    if count and start < total:
+        rng = ("ZREVRANGE" if descending else "ZRANGE", key, start, start + count - 1)
+        members = list(_ok((yield Commands([rng]))[0], []))
+    sids = [member_sid(order, m) for m in members]
+    wanted = sids + [x for x in extra if x not in set(sids)]
+    sessions = yield from _fetch_sessions(ctx, wanted)
+    return Window(total, start, sids, members, {x.sid: x for x in sessions}, anchor_rank)
+
+
+def sessions_by_id(ctx: Context, sids: list[str]) -> Plan:
+    """The sessions still stored among ``sids`` (one round trip)."""
+    found = yield from _fetch_sessions(ctx, list(sids))
+    return {x.sid: x for x in found}
+
+
 def ended_page(ctx: Context, *, offset: int = 0, limit: int = 50) -> Plan:
     """Ended sessions, most recently ended first."""
     start, stop = _page_bounds(offset, limit)

@@ -70,6 +70,16 @@ class Schema:
         return f"{self.prefix}idx:active:login"
 
     @property
+    def idx_user(self) -> str:
+        """Active sessions in username order: score 0, members ``<username>\\0<sid>``."""
+        return f"{self.prefix}idx:active:user"
+
+    @property
+    def idx_app(self) -> str:
+        """Active sessions in app order: score 0, members ``<app>\\0<sid>``."""
+        return f"{self.prefix}idx:active:app"
+
+    @property
     def idx_ended(self) -> str:
         return f"{self.prefix}idx:ended"
 
@@ -197,4 +207,6 @@ class Schema:
             self.stats_app,
             self.stats_type,
             self.marker,
+            self.idx_user,
+            self.idx_app,
         ]

@@ -16,7 +16,7 @@ from core.embedded import RedisServer
 from core.model import parse_event
 from tests.faults import aof_server, client_kill_pubsub
 from tui.app import SessionWatchApp, build_app
-from tui.widgets.table import SessionTable
+from tui.widgets.virtual_table import VirtualTable
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
@@ -41,7 +41,7 @@ def server() -> Iterator[RedisServer]:
 
 
 def active_rows(app: SessionWatchApp) -> set[str]:
-    return set(app.query_one("#active-table", SessionTable)._rows)
+    return app.query_one("#active-table", VirtualTable).sids
 
 
 def truth(store: SessionStore) -> set[str]:

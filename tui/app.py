@@ -1,9 +1,10 @@
-"""The sessionwatch dashboard: five panels over a live Redis session store.
+"""The sessionwatch dashboard: the App composes the panels of :mod:`tui.panels`.
 
-Redis is only touched from thread workers. The poll worker reconciles counts and the
-visible page, then schedules the next poll (``set_timer`` after completion, never
-``set_interval``); the feed worker tails the event log through :mod:`core.feed`. Both post
-messages; the handlers update :class:`~tui.model.DashboardModel` and the thin widgets.
+The App owns what is shared: the connection status (a health poll scheduled with
+``set_timer`` after each completion, never ``set_interval``), the live feed (a thread
+worker tailing the event log through :mod:`core.feed`), the refresh scheduler, the
+panel keys, and the admin writes (confirm, then a worker). Each panel owns its widgets,
+its state and its reads (see :mod:`tui.panels.base`).
 """
 
 from __future__ import annotations
@@ -15,49 +16,32 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, ClassVar
 
-from rich.text import Text
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Static, TabbedContent, TabPane
+from textual.widgets import Footer, TabbedContent, TabPane
 
 import core
 from core import Event, Session, StoreError
 from core.feed import EventFeed, ExpiryHint, FeedStatus, Resync
-from core.model import CacheEntry, parse_cache
 
 from .actor import default_actor
-from .messages import FeedItems, Polled, PollFailed, SearchResults
-from .model import (
-    ACTIVE_COLUMNS,
-    CACHE_COLUMNS,
-    INACTIVE_COLUMNS,
-    PAGE_SIZE,
-    SEARCH_COLUMNS,
-    DashboardModel,
-    active_row,
-    cache_row,
-    clean,
-    event_matches,
-    inactive_row,
-    parse_query,
-    search_row,
-)
+from .messages import FeedItems, Polled, PollFailed
+from .model import DashboardModel, clean, fmt_clock
+from .panels import PANELS, Panel
 from .screens.confirm import ConfirmScreen
-from .screens.detail import Detail, DetailScreen
+from .screens.detail import DetailScreen
 from .screens.help import HelpScreen
-from .widgets.events import EventLog
+from .source import DataSource
 from .widgets.status import StatusBar
-from .widgets.table import SessionTable
 
-PANELS = ("active", "inactive", "events", "cache", "search")
 SESSION_KINDS = {"login", "logout", "admin_logout", "expired", "evicted", "replaced", "profile"}
 FEED_REFRESH = 0.5
-"""Seconds from a session event to the page refresh that shows it (debounced: at most
-about two page polls a second however busy the feed is)."""
+"""Seconds from a session event to the panel refresh that shows it (debounced: at most
+about two refreshes a second however busy the feed is)."""
 FEED_BUFFER_MAX = 5000
 FEED_UI_RATE = 10
 """Live-feed batches applied to the screen per second, at most."""
@@ -66,32 +50,19 @@ FEED_BACKOFF = (0.1, 1.0)
 back within about a second (the feed's Resync triggers the reload)."""
 SWEEP_EVERY = 10.0
 """Seconds between bounded sweeps (ending sessions past expiry) when not read-only."""
+CONFIRM_ROWS = 8
+"""Sessions listed by name in the log-out-user confirmation (the rest are counted)."""
 
-READ_BINDINGS: list[Binding] = [
-    Binding("1", "show_panel('active')", "Active", show=False, id="panel.active"),
-    Binding("2", "show_panel('inactive')", "Inactive", show=False, id="panel.inactive"),
-    Binding("3", "show_panel('events')", "Events", show=False, id="panel.events"),
-    Binding("4", "show_panel('cache')", "Cache", show=False, id="panel.cache"),
-    Binding("5", "show_panel('search')", "Search", show=False, id="panel.search"),
-    Binding("enter", "detail", "Detail", id="session.detail"),
-    Binding("slash", "filter", "Filter", id="view.filter"),
-    Binding("s", "sort", "Sort", id="view.sort"),
-    Binding("S", "sort_order", "Sort order", show=False, id="view.sort_order"),
+APP_BINDINGS: list[Binding] = [
+    *(Binding(str(i), f"show_panel('{cls.ID}')", cls.TITLE, show=False, id=f"panel.{cls.ID}")
+      for i, cls in enumerate(PANELS, 1)),
     Binding("p", "pause", "Pause", id="view.pause"),
     Binding("r", "refresh", "Refresh", show=False, id="view.refresh"),
     Binding("question_mark", "help", "Help", id="app.help"),
     Binding("q", "quit", "Quit", id="app.quit"),
 ]
-WRITE_BINDINGS: list[Binding] = [
-    Binding("l", "logout", "Log out", id="session.logout"),
-    Binding("L", "logout_user", "Log out user", id="session.logout_user"),
-]
-FILTER_HINT = "/ filter: user prefix, ip:…, app:…, sid:…"
-MAIN_ACTIONS = {"show_panel", "detail", "filter", "sort", "sort_order", "pause", "refresh", "logout",
-                "logout_user"}
-OWN_IDS = {"panel", "session", "view", "app"}
+OWN_IDS = {"panel", "session", "view", "app", "table", "events"}
 EXTRA_HELP = [
-    ("up/down, pgup/pgdn, home/end", "Move the selection"),
     ("tab / shift+tab", "Move focus (filter box, table)"),
     ("escape", "Leave the filter box; close a dialog"),
     ("y / n (in a dialog)", "Confirm / cancel (Cancel has the focus)"),
@@ -106,25 +77,19 @@ def _trim_feed(items: list[object], keep_events: int) -> list[object]:
     return [i for i in items if id(i) not in drop]
 
 
-class FilterInput(Input):
-    """A one-line filter box; ``escape`` and ``enter`` hand the keys back to the table."""
-
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape", "done", "Back to table", show=False, id="filter.done"),
-    ]
-
-    def action_done(self) -> None:
-        self.app.focus_panel()  # type: ignore[attr-defined]
-
-
 class DashboardCommands(Provider):
-    """The dashboard's actions in the command palette (only those registered)."""
+    """The dashboard's actions in the command palette (those of the app and of the
+    focused panel, as registered)."""
 
     def _commands(self) -> list[tuple[str, str, Callable[[], Any]]]:
         app = self.app
         assert isinstance(app, SessionWatchApp)
-        return [(f"{b.description} ({b.key_display or b.key})", b.tooltip or b.description,
-                 partial(app.run_action, b.action)) for b in app.registered_bindings()]
+        out = []
+        for node, binding in app.registered_bindings(with_nodes=True):
+            run = partial(app.run_action, binding.action, node)
+            out.append((f"{binding.description} ({binding.key_display or binding.key})",
+                        binding.tooltip or binding.description, run))
+        return out
 
     async def discover(self) -> Hits:
         for name, help_text, callback in self._commands():
@@ -139,11 +104,12 @@ class DashboardCommands(Provider):
 
 
 class SessionWatchApp(App[None]):
-    """Read-only by construction: the write keys exist only on :class:`AdminApp`."""
+    """Read-only by construction: the write keys are registered only when ``read_only``
+    is false (on the panels that can end sessions)."""
 
     CSS_PATH = "styles/app.tcss"
     TITLE = "sessionwatch"
-    BINDINGS: ClassVar[list[BindingType]] = list(READ_BINDINGS)
+    BINDINGS: ClassVar[list[BindingType]] = list(APP_BINDINGS)
     COMMANDS: ClassVar = App.COMMANDS | {DashboardCommands}
 
     def __init__(self, store: core.SessionStore, *, read_only: bool = True, actor: str | None = None,
@@ -160,21 +126,15 @@ class SessionWatchApp(App[None]):
                                     read_only=read_only)
         self.perf_counter: Callable[[], float] = time.perf_counter
         """Latency timer; tests replace it to make the status bar deterministic."""
+        self.source = DataSource(store, lambda: self.perf_counter())
         self.clock: Callable[[], float] = store.ctx.clock
-        self.filters: dict[str, str] = dict.fromkeys(PANELS, "")
-        self.shown: dict[str, dict[str, Session]] = {p: {} for p in PANELS}
-        self.cache_entries: list[CacheEntry] = []
-        self._panel_note: dict[str, str] = dict.fromkeys(PANELS, "")
         self._timer: Timer | None = None
         self._due = 0.0
         self._polling = False
         self._again: float | None = None
         """Delay of a refresh asked for while a poll was running (it follows that poll)."""
-        self._pending: Polled | None = None
         self._pending_events: list[Event] = []
-        self._events_stale = False
         self._feed_drained = 0.0
-        """Events arrived while the Events tab was hidden; it is redrawn when shown."""
         self._last_sweep = 0.0
         self._feed_stop = threading.Event()
         self._feed_lock = threading.Lock()
@@ -195,27 +155,10 @@ class SessionWatchApp(App[None]):
     # --- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")
-        with TabbedContent(initial="active", id="panels"):
-            with TabPane("Active", id="active"):
-                yield FilterInput(placeholder=FILTER_HINT, id="active-filter")
-                yield Static(id="active-info", classes="info")
-                yield SessionTable(ACTIVE_COLUMNS, id="active-table")
-            with TabPane("Inactive", id="inactive"):
-                yield FilterInput(placeholder=FILTER_HINT, id="inactive-filter")
-                yield Static(id="inactive-info", classes="info")
-                yield SessionTable(INACTIVE_COLUMNS, id="inactive-table")
-            with TabPane("Events", id="events"):
-                yield FilterInput(placeholder="/ filter events (any text)", id="events-filter")
-                yield EventLog(id="events-log")
-            with TabPane("Cache", id="cache"):
-                yield FilterInput(placeholder="/ filter cache entries (any text)", id="cache-filter")
-                yield Static(id="cache-info", classes="info")
-                yield SessionTable(CACHE_COLUMNS, id="cache-table")
-            with TabPane("Search", id="search"):
-                yield FilterInput(placeholder="user prefix (whole history), sid:…, ip:…, app:…  then enter",
-                                  id="search-input")
-                yield Static(id="search-info", classes="info")
-                yield SessionTable(SEARCH_COLUMNS, id="search-table")
+        with TabbedContent(initial=PANELS[0].ID, id="panels"):
+            for cls in PANELS:
+                with TabPane(cls.TITLE, id=cls.ID):
+                    yield cls(self.source, writable=not self.read_only)
         yield Footer(compact=True)
 
     @property
@@ -228,13 +171,16 @@ class SessionWatchApp(App[None]):
         """Shutting down: late worker messages and timers must not touch widgets."""
         return self._exit or not self.screen_stack or not self.main.is_attached
 
+    @property
+    def panels(self) -> list[Panel]:
+        return list(self.main.query(Panel))
+
+    def panel_widget(self, panel_id: str | None = None) -> Panel:
+        return self.main.query_one(f"#{panel_id or self.panel}-panel", Panel)
+
     def on_mount(self) -> None:
         self.focus_panel()
         self._show_status()
-        for panel in ("active", "inactive", "cache"):
-            self._show_info(panel)
-        self.main.query_one("#search-info", Static).update(
-            Text("Type a username prefix (shows the user's whole history), or sid:, ip:, app: and enter."))
         self._schedule(0)
         if self.use_feed:
             self.run_feed()
@@ -247,34 +193,48 @@ class SessionWatchApp(App[None]):
         await super().action_quit()
 
     # --- bindings, help, palette --------------------------------------------------------
-    def registered_bindings(self) -> list[Binding]:
-        """The app's own bindings, as registered (after any keymap)."""
-        out = []
-        for bindings in self._bindings.key_to_bindings.values():
-            out.extend(b for b in bindings if b.id and b.id.split(".")[0] in OWN_IDS)
-        seen: set[str] = set()
-        return [b for b in out if not (b.id in seen or seen.add(b.id))]  # type: ignore[func-returns-value]
+    def registered_bindings(self, *, with_nodes: bool = False) -> list[Any]:
+        """The app's bindings and those of the focused panel's chain, as registered (after
+        any keymap): what works now."""
+        out: list[tuple[Any, Binding]] = []
+        seen: set[str | None] = set()
+        for node, bindings in self.main._binding_chain:
+            for binding_list in bindings.key_to_bindings.values():
+                for b in binding_list:
+                    if b.id and b.id.split(".")[0] in OWN_IDS and b.id not in seen:
+                        seen.add(b.id)
+                        out.append((node, b))
+        return out if with_nodes else [b for _, b in out]
 
     def help_keys(self) -> list[tuple[str, str]]:
-        keys = [(self.get_key_display(b), b.description) for b in self.registered_bindings()]
+        """Every key of the app and of every panel (named where it works)."""
+        keys = [(self.get_key_display(b), b.description) for b in self.bindings_of(self)]
+        for panel in self.panels:
+            widgets = [panel, *panel.query("*")]
+            for node in widgets:
+                for b in self.bindings_of(node):
+                    entry = (self.get_key_display(b), f"{b.description} ({panel.TITLE})")
+                    if entry not in keys:
+                        keys.append(entry)
         return keys + EXTRA_HELP
+
+    @staticmethod
+    def bindings_of(node: Any) -> list[Binding]:
+        out = []
+        for binding_list in node._bindings.key_to_bindings.values():
+            out.extend(b for b in binding_list if b.id and b.id.split(".")[0] in OWN_IDS)
+        return out
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.help_keys()), callback=self._thaw)
 
-    # --- panels, focus, filters ---------------------------------------------------------
+    # --- panels, focus ------------------------------------------------------------------
     @property
     def panel(self) -> str:
-        return self.main.query_one(TabbedContent).active or "active"
-
-    def main_widget(self, panel: str | None = None) -> Any:
-        panel = panel or self.panel
-        if panel == "events":
-            return self.main.query_one(EventLog)
-        return self.main.query_one(f"#{panel}-table", SessionTable)
+        return self.main.query_one(TabbedContent).active or PANELS[0].ID
 
     def focus_panel(self) -> None:
-        self.main_widget().focus()
+        self.panel_widget().focus_main()
 
     def action_show_panel(self, panel: str) -> None:
         self.main.query_one(TabbedContent).active = panel
@@ -283,75 +243,32 @@ class SessionWatchApp(App[None]):
     @on(TabbedContent.TabActivated)
     def _tab_changed(self, event: TabbedContent.TabActivated) -> None:
         self.call_after_refresh(self.focus_panel)
-        if self.panel in ("active", "inactive", "cache"):
-            self.request_refresh(0)
-        elif self.panel == "events" and self._events_stale:
-            self._events_stale = False
-            self.main.query_one(EventLog).replace(self.model.visible_events())
+        panel = self.panel_widget()
+        panel.on_shown()
+        if not self.frozen:
+            panel.refresh_data()
 
-    def action_filter(self) -> None:
-        target = "search-input" if self.panel == "search" else f"{self.panel}-filter"
-        self.main.query_one(f"#{target}", Input).focus()
-
-    @on(Input.Changed)
-    def _filter_changed(self, event: Input.Changed) -> None:
-        panel = (event.input.id or "").removesuffix("-filter").removesuffix("-input")
-        if panel not in PANELS:
-            return
-        self.filters[panel] = event.value
-        if panel == "events":
-            self.model.event_filter = event.value
-            self.main.query_one(EventLog).replace(self.model.visible_events())
-        elif panel == "cache":
-            self._show_cache()
-        elif panel == "search":
-            if event.value.strip():
-                self.run_search(event.value)
-        else:
-            self.request_refresh(0.15)
-
-    @on(Input.Submitted)
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id == "search-input" and event.value.strip():
-            self.run_search(event.value)
-        self.focus_panel()
-
-    # --- sorting ------------------------------------------------------------------------
-    def action_sort(self) -> None:
-        if self.panel != "active":
-            self.notify("Sorting applies to the Active panel", timeout=2)
-            return
-        column = self.model.cycle_sort()
-        self.model.descending = True
-        self._show_info("active")
-        self.notify(f"Sorted by {column.label}", timeout=1.5)
-        self.request_refresh(0)
-
-    def action_sort_order(self) -> None:
-        self.model.descending = not self.model.descending
-        self._show_info("active")
-        self.request_refresh(0)
-
-    @on(DataTable.HeaderSelected, "#active-table")
-    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
-        self.model.sort_by(str(event.column_key.value))
-        self._show_info("active")
-        self.request_refresh(0)
+    def _show_titles(self) -> None:
+        tabs = self.main.query_one(TabbedContent)
+        for panel in self.panels:
+            with contextlib.suppress(Exception):
+                tab = tabs.get_tab(panel.ID)
+                title = panel.title(self.model.stats)
+                if str(tab.label) != title:
+                    tab.label = title  # type: ignore[assignment]
 
     # --- pause / refresh ----------------------------------------------------------------
     def action_pause(self) -> None:
         self.model.paused = not self.model.paused
         if self.model.paused and self.panel == "events":
             # what a burst left undrawn (EventLog.BURST) is there to read while paused
-            self.main.query_one(EventLog).replace(self.model.visible_events())
+            self.panel_widget("events").redraw()  # type: ignore[attr-defined]
         self._show_status()
         if not self.model.paused:
             self._thaw()
 
     def action_refresh(self) -> None:
         self.request_refresh(0)
-        if self.panel == "search" and self.filters["search"].strip():
-            self.run_search(self.filters["search"])
 
     @property
     def frozen(self) -> bool:
@@ -359,22 +276,16 @@ class SessionWatchApp(App[None]):
         return self.model.paused or len(self.screen_stack) > 1
 
     def _thaw(self, _result: object = None) -> None:
-        if self.closing:
+        if self.closing or self.frozen:
             return
-        if self.frozen:
-            return
-        if self._pending is not None:
-            pending, self._pending = self._pending, None
-            self._apply(pending)
         if self._pending_events:
             events, self._pending_events = self._pending_events, []
-            log = self.main.query_one(EventLog)
-            if self.panel != "events":
-                self._events_stale = True
-            elif len(events) >= self.model.max_events:
-                log.replace(self.model.visible_events())
+            if len(events) >= self.model.max_events and self.panel == "events":
+                self.panel_widget("events").redraw()  # type: ignore[attr-defined]
             else:
-                log.append(ev for ev in events if self._event_visible(ev))
+                for panel in self.panels:
+                    panel.feed_events(events)
+        self.panel_widget().refresh_data()
         self._show_status()
 
     # --- polling ------------------------------------------------------------------------
@@ -401,46 +312,20 @@ class SessionWatchApp(App[None]):
             self._again = 0.0
             return
         self._polling = True
-        panel = self.panel
         sweep = self.sweep_enabled and time.monotonic() - self._last_sweep >= SWEEP_EVERY
         if sweep:
             self._last_sweep = time.monotonic()
-        self.poll(panel, self.filters.get(panel, ""), self.model.sort, self.model.descending, sweep)
+        self.poll(sweep)
+        if not self.frozen:
+            self.panel_widget().refresh_data()
 
     @work(thread=True, exclusive=True, group="poll", exit_on_error=False)
-    def poll(self, panel: str, filter_text: str, sort: Any, descending: bool, sweep: bool) -> None:
-        """One reconciliation: ping + stats + server info + one page. Constant cost."""
-        store = self.store
+    def poll(self, sweep: bool) -> None:
+        """One health round: ping + stats + server info (+ a bounded sweep). Constant cost."""
         try:
-            started = self.perf_counter()
-            store.ping()
-            latency = (self.perf_counter() - started) * 1000
-            if sweep:
-                store.sweep(batch=50, max_calls=2)
-            stats = store.stats()
-            server = store.server_info()
-            msg = Polled(stats=stats, server=server, latency_ms=latency, panel=panel)
-            kind, query = parse_query(filter_text)
-            now = self.clock()
-            if panel in ("active", "inactive") and query:
-                found = store.search(kind, query, limit=PAGE_SIZE)
-                want_active = panel == "active"
-                msg.sessions = [s for s in found if s.is_active(now) == want_active]
-                msg.total = len(msg.sessions)
-                msg.note = f"{kind} starts with {query!r}"
-            elif panel == "active":
-                page = store.active_page(sort=sort.server or "last_seen",
-                                         descending=descending if sort.server else True, limit=PAGE_SIZE)
-                msg.sessions, msg.total = page.sessions, page.total
-                msg.note = "; ".join(page.problems)
-            elif panel == "inactive":
-                page = store.ended_page(limit=PAGE_SIZE)
-                msg.sessions, msg.total = page.sessions, page.total
-                msg.note = "; ".join(page.problems)
-            elif panel == "cache":
-                msg.cache = store.cache_page(limit=PAGE_SIZE)
-                msg.total = len(msg.cache)
-            self.post_message(msg)
+            health = self.source.health(sweep=sweep)
+            self.post_message(Polled(stats=health.stats, server=health.server, latency_ms=health.latency_ms,
+                                     panel=""))
         except StoreError as exc:
             self.post_message(PollFailed(str(exc)))
         except Exception as exc:  # a bug must not stop polling forever
@@ -451,15 +336,9 @@ class SessionWatchApp(App[None]):
         if self.closing:
             return
         self.poll_count += 1
-        was = self.model.state
         self.model.poll_succeeded(msg.stats, msg.server, msg.latency_ms)
         self._poll_done(self.model.quiet_delay(self.refresh_interval, msg.stats))
-        if self.frozen:
-            self._pending = msg
-            if was != self.model.state:
-                self._show_status()
-            return
-        self._apply(msg)
+        self._show_status()
 
     @on(PollFailed)
     def _poll_failed(self, msg: PollFailed) -> None:
@@ -476,53 +355,11 @@ class SessionWatchApp(App[None]):
             delay, self._again = min(delay, self._again), None
         self._schedule(delay)
 
-    def _apply(self, msg: Polled) -> None:
-        self._show_status()
-        now = self.clock()
-        if msg.panel == "active":
-            sessions = self.model.order(msg.sessions, server_sorted=not self.filters["active"].strip())
-            self._fill("active", sessions, lambda s: active_row(s, now), msg.total, msg.note)
-        elif msg.panel == "inactive":
-            self._fill("inactive", msg.sessions, lambda s: inactive_row(s, now), msg.total, msg.note)
-        elif msg.panel == "cache":
-            self.cache_entries = msg.cache
-            self._show_cache()
-
-    def _fill(self, panel: str, sessions: list[Session], row: Callable[[Session], tuple[str, ...]],
-              total: int, note: str = "") -> None:
-        self.shown[panel] = {s.sid: s for s in sessions}
-        self.main.query_one(f"#{panel}-table", SessionTable).sync([(s.sid, row(s)) for s in sessions])
-        self._panel_note[panel] = note
-        self._show_info(panel, total, len(sessions))
-
-    def _show_cache(self) -> None:
-        needle = self.filters["cache"].strip().casefold()
-        rows = [(e.sid, cache_row(e.sid, e.summary, e.raw, e.ttl)) for e in self.cache_entries]
-        if needle:
-            rows = [r for r in rows if needle in " ".join(r[1]).casefold()]
-        self.main.query_one("#cache-table", SessionTable).sync(rows)
-        self.main.query_one("#cache-info", Static).update(
-            Text(f"{len(rows)} cache entries (newest activity first, one page of {PAGE_SIZE})"))
-
-    def _show_info(self, panel: str, total: int | None = None, shown: int | None = None) -> None:
-        widget = self.main.query_one(f"#{panel}-info", Static)
-        parts: list[str] = []
-        if total is not None:
-            label = {"active": "active sessions", "inactive": "ended sessions"}.get(panel, "entries")
-            parts.append(f"{total} {label}" + (f", showing {shown}" if shown is not None and shown < total
-                                               else ""))
-        if panel == "active":
-            sort = self.model.sort
-            arrow = "↓" if self.model.descending else "↑"
-            parts.append(f"sort: {sort.label} {arrow}" + ("" if sort.server else " (within page)"))
-        if self.filters.get(panel, "").strip():
-            parts.append(f"filter: {clean(self._panel_note.get(panel) or self.filters[panel], 60)}")
-        elif self._panel_note.get(panel):
-            parts.append(clean(self._panel_note[panel], 80))
-        widget.update(Text(" · ".join(parts)))
-
     def _show_status(self) -> None:
+        if self.closing:
+            return
         self.main.query_one(StatusBar).show(self.model)
+        self._show_titles()
 
     # --- live feed ----------------------------------------------------------------------
     def feed_items(self, stop: threading.Event) -> Iterable[object]:
@@ -611,116 +448,58 @@ class SessionWatchApp(App[None]):
             self._pending_events.extend(fresh)
             del self._pending_events[: -self.model.max_events]
             return
-        if self.panel != "events":
-            # The tail is hidden: rendering every line into it costs CPU for nothing when
-            # events come by the thousand. The model keeps them; the tab redraws on show.
-            self._events_stale = True
-            return
-        visible = [ev for ev in fresh if self._event_visible(ev)]
-        self.main.query_one(EventLog).append(visible[-self.model.max_events:])
+        for panel in self.panels:
+            panel.feed_events(fresh)
 
-    def _event_visible(self, ev: Event) -> bool:
-        return event_matches(ev, self.model.event_filter)
-
-    # --- search -------------------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
-    def run_search(self, text: str) -> None:
-        kind, query = parse_query(text)
-        if not query:
-            return
-        try:
-            found = self.store.search(kind, query, limit=PAGE_SIZE)
-            self.post_message(SearchResults(query, kind, found))
-        except StoreError as exc:
-            self.post_message(SearchResults(query, kind, [], error=str(exc)))
-
-    @on(SearchResults)
-    def _search_results(self, msg: SearchResults) -> None:
-        if self.closing:
-            return
-        if parse_query(self.filters["search"]) != (msg.kind, msg.query):
-            return  # an older query's answer
-        now = self.clock()
-        self.shown["search"] = {s.sid: s for s in msg.sessions}
-        rows = [(s.sid, search_row(s, now)) for s in msg.sessions]
-        self.main.query_one("#search-table", SessionTable).sync(rows)
-        text = msg.error or f"{len(msg.sessions)} sessions where {msg.kind} starts with {msg.query!r}"
-        if msg.kind == "user" and not msg.error:
-            text += " (the users' whole history)"
-        self.main.query_one("#search-info", Static).update(Text(clean(text, 200)))
-
-    # --- selection, detail, logout ------------------------------------------------------
-    def selected_session(self) -> Session | None:
-        panel = self.panel
-        if panel not in ("active", "inactive", "search", "cache"):
-            return None
-        sid = self.main.query_one(f"#{panel}-table", SessionTable).selected_key
-        if sid is None:
-            return None
-        return self.shown[panel].get(sid) or Session(sid=sid, username="?")
-
-    @on(DataTable.RowSelected)
-    def _row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
-        self.action_detail()
-
-    def action_detail(self) -> None:
-        session = self.selected_session()
-        if session is None:
-            return
-        self.push_screen(DetailScreen(session.sid, self.load_detail, self.clock), callback=self._thaw)
-
-    def load_detail(self, sid: str) -> Detail:
-        """Runs in the detail screen's thread worker: a few round trips, bounded."""
-        session = self.store.get(sid)
-        client = self.store.client
-        key = self.store.schema.cache(sid)
-        try:
-            raw, pttl = client.get(key), client.pttl(key)
-        except Exception as exc:
-            raise StoreError(f"cannot read the cache entry: {exc}") from exc
-        cache = parse_cache(sid, raw, pttl) if raw is not None else None
-        events = [e for e in self.store.events(limit=1000) if e.sid == sid][:50]
-        return Detail(sid, session, cache, list(reversed(events)))
+    # --- detail, logout -----------------------------------------------------------------
+    def open_detail(self, session: Session) -> None:
+        self.push_screen(DetailScreen(session.sid, self.source.detail, self.clock), callback=self._thaw)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Write actions exist only when not read-only; over the main view only help and
-        quit stay live (and logout on the detail screen, for the session it shows)."""
-        if action in ("logout", "logout_user") and self.read_only:
-            return False
+        """Over a dialog only help and quit stay live."""
         if action == "help" and isinstance(self.screen, ConfirmScreen | HelpScreen):
             return False
-        if action in MAIN_ACTIONS and len(self.screen_stack) > 1:
-            return action in ("logout", "logout_user") and isinstance(self.screen, DetailScreen)
-        return True
+        return not (action in ("show_panel", "pause", "refresh") and len(self.screen_stack) > 1)
 
-    def action_logout(self) -> None:
-        session = self._selected_for_write()
-        if session is None:
+    def confirm_logout(self, session: Session | None, *, ended: bool, sid: str) -> None:
+        if self.read_only:
+            return
+        if ended or session is None or session.status != "active":
+            self.notify(f"Session {sid[:8]} has already ended", severity="warning", timeout=3)
             return
         screen = ConfirmScreen("Log out this session?", [(session.username, session.app, session.ip)])
         self.push_screen(screen, callback=partial(self._confirmed, session.sid, None))
 
-    def action_logout_user(self) -> None:
-        session = self._selected_for_write()
-        if session is None:
-            return
-        user = session.username
-        same = [s for s in self.shown[self.panel].values() if s.username == user and s.status == "active"]
-        same.sort(key=lambda s: s.sid != session.sid)
-        rows = [(s.username, s.app, s.ip) for s in same[:6]] or [(user, session.app, session.ip)]
-        question = f"Log out every session of {clean(user, 40)}?"
-        self.push_screen(ConfirmScreen(question, rows, more=max(0, len(same) - 6)),
-                         callback=partial(self._confirmed, None, user))
+    def confirm_logout_user(self, session: Session) -> None:
+        if not self.read_only:
+            self.list_user_sessions(session.username, session.sid)
 
-    def _selected_for_write(self) -> Session | None:
-        if self.read_only:
-            return None
-        session = self.selected_session()
-        if session is None or self.panel not in ("active", "search"):
-            self.notify("Select a session in Active or Search first", severity="warning", timeout=2)
-            return None
-        return session
+    @work(thread=True, exclusive=True, group="write-list", exit_on_error=False)
+    def list_user_sessions(self, user: str, first: str) -> None:
+        """What ``L`` will end, read before asking (the whole list, not a page)."""
+        try:
+            sessions = self.source.user_sessions(user)
+        except StoreError as exc:
+            with contextlib.suppress(RuntimeError):
+                self.call_from_thread(self.notify, f"Cannot list the sessions of {clean(user, 40)}: {exc}",
+                                      severity="error")
+            return
+        sessions.sort(key=lambda s: s.sid != first)
+        with contextlib.suppress(RuntimeError):
+            self.call_from_thread(self._ask_logout_user, user, sessions)
+
+    def _ask_logout_user(self, user: str, sessions: list[Session]) -> None:
+        if self.closing:
+            return
+        if not sessions:
+            self.notify(f"{clean(user, 40)} has no active session", severity="warning", timeout=3)
+            return
+        now = self.clock()
+        rows = [(s.username, s.app, s.ip, s.short_id, fmt_clock(s.login_time, now))
+                for s in sessions[:CONFIRM_ROWS]]
+        question = f"Log out every session of {clean(user, 40)}? ({len(sessions)} active)"
+        self.push_screen(ConfirmScreen(question, rows, more=max(0, len(sessions) - CONFIRM_ROWS)),
+                         callback=partial(self._confirmed, None, user))
 
     def _confirmed(self, sid: str | None, user: str | None, ok: bool | None) -> None:
         if ok and not self.read_only:
@@ -731,11 +510,11 @@ class SessionWatchApp(App[None]):
     def write_logout(self, sid: str | None, user: str | None) -> None:
         try:
             if user is not None:
-                ended = self.store.logout_user(user, actor=self.actor)
+                ended = self.source.logout_user(user, self.actor)
                 text = f"Logged out {len(ended)} session(s) of {clean(user, 40)}"
             else:
                 assert sid is not None
-                done = self.store.logout(sid, actor=self.actor)
+                done = self.source.logout(sid, self.actor)
                 short = clean(sid, 8)
                 text = f"Logged out session {short}" if done else f"Session {short} had already ended"
             result = (text, "information")
@@ -755,19 +534,16 @@ class SessionWatchApp(App[None]):
         if self.closing:
             return
         self.notify(text, severity=severity, timeout=3)  # type: ignore[arg-type]
+        for panel in self.panels:
+            after = getattr(panel, "after_write", None)
+            if after is not None:
+                after()
         self.request_refresh(0)
-
-
-class AdminApp(SessionWatchApp):
-    """The dashboard with the write keys registered (``l``, ``L``)."""
-
-    BINDINGS: ClassVar[list[BindingType]] = list(WRITE_BINDINGS)
 
 
 def build_app(store: core.SessionStore, *, read_only: bool = False, actor: str | None = None,
               refresh_interval: float = 2.0, target_label: str | None = None, feed: bool = True,
               sweep: bool | None = None) -> SessionWatchApp:
     """The dashboard over ``store``. ``read_only`` never registers the write actions."""
-    cls = SessionWatchApp if read_only else AdminApp
-    return cls(store, read_only=read_only, actor=actor, refresh_interval=refresh_interval,
-               target_label=target_label, feed=feed, sweep=sweep)
+    return SessionWatchApp(store, read_only=read_only, actor=actor, refresh_interval=refresh_interval,
+                           target_label=target_label, feed=feed, sweep=sweep)

@@ -32,6 +32,8 @@ if status == 'active' and exp > NOW then
   added = redis.call('ZADD', G_EXP, 'NX', exp, sid)
   redis.call('ZADD', G_SEEN, 'NX', seen_t, sid)
   redis.call('ZADD', G_LOGIN, 'NX', login_t, sid)
+  redis.call('ZADD', G_USER, 0, username .. '\0' .. sid)
+  redis.call('ZADD', G_APPLEX, 0, app .. '\0' .. sid)
   redis.call('SADD', P_ACTIVE .. username, sid)
   redis.call('EXPIRE', P_ACTIVE .. username, USER_TTL)
   if added == 1 then

@@ -5,12 +5,13 @@
 -- Per-session and per-user key names are built only from those prefixes.
 local G_EVENTS, G_SEQ, G_EXP, G_SEEN, G_LOGIN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local G_ENDED, G_SEARCH, G_APP, G_TYPE, G_MARKER = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
-local K_LOGINS_MIN, K_ENDS_MIN, K_KINDS_MIN = KEYS[11], KEYS[12], KEYS[13]
+local G_USER, G_APPLEX = KEYS[11], KEYS[12] -- lex sort indexes: '<user>\0<sid>', '<app>\0<sid>'
+local K_LOGINS_MIN, K_ENDS_MIN, K_KINDS_MIN = KEYS[13], KEYS[14], KEYS[15]
 -- The overview (Schema.overview_keys): top addresses and users, kept up at login and end.
-local O_IP_SESS, O_IP_USERS, O_USER_SESS, O_USER_IPS = KEYS[14], KEYS[15], KEYS[16], KEYS[17]
-local O_PAIRS, O_SEEN, O_FLAGS = KEYS[18], KEYS[19], KEYS[20]
+local O_IP_SESS, O_IP_USERS, O_USER_SESS, O_USER_IPS = KEYS[16], KEYS[17], KEYS[18], KEYS[19]
+local O_PAIRS, O_SEEN, O_FLAGS = KEYS[20], KEYS[21], KEYS[22]
 -- Optional, login only: the anonymous session this login replaces, and the anonymous index.
-local K_ANON, K_ANON_IDX = KEYS[21], KEYS[22]
+local K_ANON, K_ANON_IDX = KEYS[23], KEYS[24]
 
 local CHANNEL = ARGV[1]
 local P_SESSION, P_CACHE, P_HISTORY, P_ACTIVE = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
@@ -123,10 +124,12 @@ local function adjust_counter(hash, field, by)
   end
 end
 
-local function drop_from_active_indexes(sid)
+local function drop_from_active_indexes(sid, username, app)
   local was = redis.call('ZREM', G_EXP, sid)
   redis.call('ZREM', G_SEEN, sid)
   redis.call('ZREM', G_LOGIN, sid)
+  if username then redis.call('ZREM', G_USER, username .. '\0' .. sid) end
+  if app then redis.call('ZREM', G_APPLEX, app .. '\0' .. sid) end
   return was == 1
 end
 
@@ -142,7 +145,7 @@ local function end_session(sid, reason, kind, actor)
     return false -- not a hash: another writer's data, left as it is
   end
   local username, status, app, stype = v[1], v[5], v[2], v[3]
-  local indexed = drop_from_active_indexes(sid)
+  local indexed = drop_from_active_indexes(sid, username, app)
   if not username then
     return false -- no such session (or its hash was garbage-collected)
   end

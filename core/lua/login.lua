@@ -29,6 +29,8 @@ redis.call('EXPIRE', history_key, HISTORY_TTL)
 redis.call('ZADD', G_EXP, exp, sid)
 redis.call('ZADD', G_SEEN, NOW, sid)
 redis.call('ZADD', G_LOGIN, NOW, sid)
+redis.call('ZADD', G_USER, 0, username .. '\0' .. sid)
+redis.call('ZADD', G_APPLEX, 0, app .. '\0' .. sid)
 if ip ~= '' then
   redis.call('ZADD', G_SEARCH, 0, 'u:' .. username, 0, 's:' .. sid, 0, 'a:' .. app .. '|' .. sid,
     0, 'i:' .. ip .. '|' .. sid)

@@ -7,7 +7,7 @@ local cutoff = tonumber(ARGV[OP + 1])
 local expired, purged = 0, 0
 local due = redis.call('ZRANGEBYSCORE', G_EXP, '-inf', NOW, 'LIMIT', 0, batch)
 for _, sid in ipairs(due) do
-  local h = redis.pcall('HMGET', P_SESSION .. sid, 'status', 'expires_at', 'username')
+  local h = redis.pcall('HMGET', P_SESSION .. sid, 'status', 'expires_at', 'username', 'app')
   local exp = (not h.err) and tonumber(h[2])
   if (not h.err) and h[1] == 'active' and exp and exp > NOW then
     redis.call('ZADD', G_EXP, exp, sid) -- index behind the data: repair, do not end
@@ -18,8 +18,10 @@ for _, sid in ipairs(due) do
     redis.call('ZADD', G_EXP, pttl > 0 and fmt(NOW + pttl / 1000) or '+inf', sid)
   elseif end_session(sid, 'expired', 'expired', ACTOR) then
     expired = expired + 1
-  else
+  elseif h.err then
     drop_from_active_indexes(sid)
+  else
+    drop_from_active_indexes(sid, h[3], h[4])
   end
 end
 local old = redis.call('ZRANGEBYSCORE', G_ENDED, '-inf', cutoff, 'LIMIT', 0, batch)

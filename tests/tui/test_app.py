@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from tui_helpers import screen_text, seed, wait_for
 
@@ -12,6 +14,7 @@ from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.events import EventLog
 from tui.widgets.table import SessionTable
+from tui.widgets.virtual_table import VirtualTable
 
 SIZE = (120, 40)
 
@@ -23,26 +26,40 @@ def make_app(store: SessionStore, **kw: object) -> SessionWatchApp:
     return build_app(store, **kw)  # type: ignore[arg-type]
 
 
-def table(app: SessionWatchApp, panel: str) -> SessionTable:
-    return app.query_one(f"#{panel}-table", SessionTable)
+def table(app: SessionWatchApp, panel: str) -> Any:
+    return app.query_one(f"#{panel}-table")
 
 
 def users_in(app: SessionWatchApp, panel: str) -> list[str]:
     t = table(app, panel)
+    if isinstance(t, VirtualTable):
+        return [r.session.username if r.session else "?" for _, r in sorted(t.window.rows.items())]
     return [str(t.get_row_at(i)[0]) for i in range(t.row_count)]
+
+
+def row_count(app: SessionWatchApp, panel: str) -> int:
+    return len(users_in(app, panel))
+
+
+def selected_sid(app: SessionWatchApp, panel: str) -> str | None:
+    t = table(app, panel)
+    if isinstance(t, VirtualTable):
+        row = t.window.selected
+        return row.sid if row else None
+    return t.selected_key
 
 
 async def test_opens_on_active_with_first_row_selected_and_all_titles(seeded) -> None:
     store, sids = seeded
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
         assert app.panel == "active"
         t = table(app, "active")
-        assert t.has_focus and t.cursor_row == 0
+        assert t.has_focus and t.window.cursor == 0
         # newest activity first: dave logged in last
         assert users_in(app, "active")[0] == "dave"
-        assert t.selected_key == sids[-1]
+        assert selected_sid(app, "active") == sids[-1]
         text = screen_text(app)
         for title in ("Active", "Inactive", "Events", "Cache", "Search"):
             assert title in text
@@ -54,20 +71,20 @@ async def test_each_panel_shows_rows(seeded) -> None:
     store.logout(sids[0])
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: table(app, "active").row_count == 4)
+        await wait_for(pilot, lambda: row_count(app, "active") == 4)
         await pilot.press("2")
-        await wait_for(pilot, lambda: table(app, "inactive").row_count == 1)
+        await wait_for(pilot, lambda: row_count(app, "inactive") == 1)
         assert "logout" in screen_text(app)
         await pilot.press("3")
         log = app.query_one(EventLog)
         await wait_for(pilot, lambda: len(log.lines) >= 6)
         assert app.panel == "events"
         await pilot.press("4")
-        await wait_for(pilot, lambda: table(app, "cache").row_count == 4)
+        await wait_for(pilot, lambda: row_count(app, "cache") == 4)
         await pilot.press("5")
         assert app.panel == "search" and app.query_one("#search-input").has_focus is False
         await pilot.press("slash", *"alice", "enter")
-        await wait_for(pilot, lambda: table(app, "search").row_count == 2)
+        await wait_for(pilot, lambda: row_count(app, "search") == 2)
         assert table(app, "search").has_focus
 
 
@@ -75,15 +92,23 @@ async def test_logout_confirm_moves_session_to_inactive_with_actor(seeded) -> No
     store, sids = seeded
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
         await pilot.press("l")
         assert isinstance(app.screen, ConfirmScreen)
         details = screen_text(app)
         assert "dave" in details and "shop" in details and "10.1.2.3" in details
         assert app.screen.focused is not None and app.screen.focused.id == "cancel"
         await pilot.press("y")
-        await wait_for(pilot, lambda: table(app, "active").row_count == 4)
-        assert "dave" not in users_in(app, "active")
+        # the session under the cursor stays, marked ended, until the cursor leaves it
+        t = table(app, "active")
+        await wait_for(pilot, lambda: t.window.selected is not None and t.window.selected.ended)
+        assert users_in(app, "active")[0] == "dave" and "ended" in screen_text(app)
+        await pilot.press("l")
+        await wait_for(pilot, lambda: any("already ended" in n.message for n in app._notifications))
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("down")
+        await wait_for(pilot, lambda: row_count(app, "active") == 4)
+        assert "dave" not in users_in(app, "active") and t.window.cursor == 0
         ended = store.get(sids[-1])
         assert ended.status == "inactive" and ended.ended_by == "admin@ssh:203.0.113.9"
         await pilot.press("2")
@@ -97,29 +122,33 @@ async def test_logout_cancel_leaves_session_active(seeded, keys: list[str]) -> N
     store, sids = seeded
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
         await pilot.press("l")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press(*keys)
         await wait_for(pilot, lambda: not isinstance(app.screen, ConfirmScreen))
         await pilot.pause(0.3)
         assert store.get(sids[-1]).status == "active"
-        assert table(app, "active").row_count == 5
+        assert row_count(app, "active") == 5
 
 
 async def test_logout_all_sessions_of_user(seeded) -> None:
     store, sids = seeded
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
-        t = table(app, "active")
-        t.move_cursor(row=users_in(app, "active").index("alice"))
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
+        await pilot.press(*["down"] * users_in(app, "active").index("alice"))
         await pilot.press("L")
-        assert isinstance(app.screen, ConfirmScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         text = screen_text(app)
         assert "every session of alice" in text and "crm" in text and "wiki" in text
         await pilot.press("y")
-        await wait_for(pilot, lambda: table(app, "active").row_count == 3)
+        # holding (the cursor left the top): the ended rows stay in place, marked
+        t = table(app, "active")
+        await wait_for(pilot, lambda: sum(r.ended for r in t.window.rows.values()) == 2)
+        assert row_count(app, "active") == 5
+        await pilot.press("f")
+        await wait_for(pilot, lambda: row_count(app, "active") == 3)
         assert "alice" not in users_in(app, "active")
         assert {store.get(sids[0]).status, store.get(sids[3]).status} == {"inactive"}
 
@@ -132,8 +161,9 @@ async def test_read_only_registers_no_write_keys_and_never_writes(seeded, monkey
     monkeypatch.setattr(store, "sweep", lambda *a, **k: calls.append("sweep"))
     app = make_app(store, read_only=True)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
-        assert "l" not in app._bindings.key_to_bindings and "L" not in app._bindings.key_to_bindings
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
+        for node, bindings in app.screen._binding_chain:
+            assert "l" not in bindings.key_to_bindings and "L" not in bindings.key_to_bindings, node
         ids = {b.id for b in app.registered_bindings()}
         assert "session.logout" not in ids and "session.logout_user" not in ids
         await pilot.press("l", "L")
@@ -169,7 +199,7 @@ async def test_filter_as_you_type_is_server_side(seeded) -> None:
     store, _ = seeded
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
         await pilot.press("slash", "a", "l")
         await wait_for(pilot, lambda: sorted(users_in(app, "active")) == ["alice", "alice"])
         await pilot.press("escape")
@@ -182,37 +212,46 @@ async def test_sort_cycles_columns_and_order(seeded) -> None:
     store, _ = seeded
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
         assert users_in(app, "active") == ["dave", "alice", "carol", "bob", "alice"]
         await pilot.press("S")  # oldest activity first (server-side)
         await wait_for(pilot, lambda: users_in(app, "active") == ["alice", "bob", "carol", "alice", "dave"])
-        for _ in range(3):  # last seen -> login time -> expires in -> user
+        for _ in range(3):  # last seen -> login time -> expiry -> user (a to z)
             await pilot.press("s")
-        assert app.model.sort_key == "user"
-        await wait_for(pilot, lambda: users_in(app, "active") == ["dave", "carol", "bob", "alice", "alice"])
-        await pilot.press("S")
+        assert app.panel_widget("active").order.key == "user"
         await wait_for(pilot, lambda: users_in(app, "active") == ["alice", "alice", "bob", "carol", "dave"])
-        assert "sort: user ↑" in screen_text(app)
+        assert "sort user ▲" in screen_text(app) and "User ▲" in screen_text(app)
+        await pilot.press("S")
+        await wait_for(pilot, lambda: users_in(app, "active") == ["dave", "carol", "bob", "alice", "alice"])
+        await pilot.press("s")  # app, over the whole set too
+        await wait_for(pilot, lambda: users_in(app, "active")[0] == "bob")  # billing < crm < shop < wiki
+        assert "App ▲" in screen_text(app)
 
 
-async def test_selection_survives_live_updates(seeded, clock) -> None:
+async def test_view_holds_still_then_follows(seeded, clock) -> None:
     store, sids = seeded
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
         t = table(app, "active")
-        t.move_cursor(row=2)
-        chosen = t.selected_key
-        store.login("erin", app="crm", ip="192.0.2.99")  # new newest row shifts the others down
-        await wait_for(pilot, lambda: t.row_count == 6)
-        assert t.selected_key == chosen and users_in(app, "active")[0] == "erin"
+        await pilot.press("down", "down")
+        chosen = selected_sid(app, "active")
+        assert t.window.mode == "hold"
+        store.login("erin", app="crm", ip="192.0.2.99")  # would shift the others down
+        await wait_for(pilot, lambda: t.window.new == 1)
+        assert selected_sid(app, "active") == chosen and t.window.cursor == 2
+        assert users_in(app, "active")[0] == "dave"  # nothing moved
+        assert "1 new ↑" in screen_text(app)
+        await pilot.press("f")  # back to following: the new row at the top
+        await wait_for(pilot, lambda: users_in(app, "active")[:1] == ["erin"])
+        assert t.window.mode == "top" and t.window.cursor == 0
 
 
 async def test_detail_screen_shows_fields_cache_and_events(seeded) -> None:
     store, sids = seeded
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
         await pilot.press("enter")
         assert isinstance(app.screen, DetailScreen)
         await wait_for(pilot, lambda: getattr(app.screen, "detail", None) is not None)
@@ -230,7 +269,7 @@ async def test_search_history_and_enter_opens_session(seeded) -> None:
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("5", "slash", *"alice", "enter")
-        await wait_for(pilot, lambda: table(app, "search").row_count == 2)
+        await wait_for(pilot, lambda: row_count(app, "search") == 2)
         text = screen_text(app)
         assert "whole history" in text and "logout" in text and "active" in text
         await pilot.press("enter")
@@ -303,11 +342,11 @@ async def test_reconnecting_banner_then_recovery(seeded) -> None:
         server.connected = False
         await wait_for(pilot, lambda: app.model.state == "reconnecting")
         await wait_for(pilot, lambda: "reconnecting" in screen_text(app))
-        assert table(app, "active").row_count == 5  # the last page stays visible
+        assert row_count(app, "active") == 5  # the last page stays visible
         server.connected = True
         store.logout(sids[0])
         await wait_for(pilot, lambda: app.model.state == "connected", timeout=10)
-        await wait_for(pilot, lambda: table(app, "active").row_count == 4)
+        await wait_for(pilot, lambda: row_count(app, "active") == 4)
         assert "reconnecting" not in screen_text(app)
 
 
@@ -324,7 +363,7 @@ async def test_user_text_is_shown_literally(make_store, clock) -> None:
     store.client.lpush(store.schema.events, "plain line from another app \x1b[31mred[/]")
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await wait_for(pilot, lambda: table(app, "active").row_count == 2)
+        await wait_for(pilot, lambda: row_count(app, "active") == 2)
         # rows are in the table before they are painted: wait for the paint, not a time
         await wait_for(pilot, lambda: "esc\\x1b[2Jape" in screen_text(app) and "[link=x]app" in screen_text(app))
         text = screen_text(app)
@@ -348,9 +387,15 @@ async def test_event_tail_stays_put_while_scrolled_up(seeded, clock) -> None:
         assert log.scroll_y == log.max_scroll_y > 0  # following the tail
         log.scroll_home(animate=False)
         await pilot.pause()
+        before = [str(line.text) for line in log.lines]
         store.login("late", app="crm", ip="10.9.0.2")
-        await wait_for(pilot, lambda: len(log.lines) == 46)
+        await wait_for(pilot, lambda: log.held_count == 1)
         assert log.scroll_y == 0  # the admin reading back is not yanked to the bottom
+        assert [str(line.text) for line in log.lines] == before  # and the lines do not change
+        assert "1 new ↓" in screen_text(app)
+        await pilot.press("end")
+        await wait_for(pilot, lambda: len(log.lines) == 46 and log.held_count == 0)
+        assert log.scroll_y == log.max_scroll_y
 
 
 async def test_redis_round_trips_per_refresh_do_not_grow_with_sessions(make_store, clock) -> None:
@@ -407,9 +452,9 @@ async def test_bindings_can_be_remapped_by_id(seeded) -> None:
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         app.set_keymap({"view.sort": "o", "session.logout": "x"})
-        await wait_for(pilot, lambda: table(app, "active").row_count == 5)
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
         await pilot.press("o")
-        assert app.model.sort_key == "login"
+        assert app.panel_widget("active").order.key == "login"
         await pilot.press("x")
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")

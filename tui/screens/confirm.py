@@ -16,7 +16,8 @@ from ..model import clean
 
 
 class ConfirmScreen(ModalScreen[bool]):
-    """Asks ``question`` about the sessions described by ``rows`` ((user, app, ip) each).
+    """Asks ``question`` about the sessions described by ``rows`` ((user, app, ip) each,
+    optionally followed by the short session id and the login time).
     ``y`` confirms; ``n``, ``escape`` and Enter on the focused Cancel button cancel."""
 
     AUTO_FOCUS = "#cancel"
@@ -26,7 +27,7 @@ class ConfirmScreen(ModalScreen[bool]):
         Binding("escape", "cancel", "Cancel", id="confirm.cancel"),
     ]
 
-    def __init__(self, question: str, rows: Sequence[tuple[str, str, str]], *, more: int = 0) -> None:
+    def __init__(self, question: str, rows: Sequence[tuple[str, ...]], *, more: int = 0) -> None:
         super().__init__()
         self.question = question
         self.rows = list(rows)
@@ -36,15 +37,20 @@ class ConfirmScreen(ModalScreen[bool]):
         with Vertical(id="confirm-box"):
             yield Label(Text(clean(self.question, 200)), id="confirm-question")
             lines = Text()
-            for i, (user, app, ip) in enumerate(self.rows):
+            for i, (user, app, ip, *rest) in enumerate(self.rows):
                 if i:
                     lines.append("\n")
+                if rest:
+                    lines.append(clean(rest[0], 12) + "  ", style="bold")
                 lines.append("user ", style="dim")
                 lines.append(clean(user, 60))
                 lines.append("  app ", style="dim")
                 lines.append(clean(app, 40))
                 lines.append("  IP ", style="dim")
                 lines.append(clean(ip, 45) or "-")
+                if len(rest) > 1:
+                    lines.append("  login ", style="dim")
+                    lines.append(clean(rest[1], 20))
             if self.more:
                 lines.append(f"\n… and {self.more} more")
             yield Static(lines, id="confirm-details")

@@ -1,0 +1,238 @@
+"""A table over a whole server-side order that holds only a few screenfuls of rows.
+
+Rows are drawn with the Line API from a :class:`~tui.window.SessionWindow`; the
+scrollbar stands for the whole set (a million rows is just a virtual height). When the
+cursor or the viewport moves to rows not held yet, :class:`VirtualTable.Wanted` asks the
+owning panel to read them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding, BindingType
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from core.display import display
+
+from ..window import SessionWindow
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    label: str
+    width: int
+    grow: int = 0
+    """Extra cells this column takes when the table is wider than all columns need."""
+
+
+Cells = Callable[[object], Sequence[str]]
+
+
+class VirtualTable(ScrollView, can_focus=True):
+    """Line 0 is the header (the sort column carries ▲ or ▼); lines below are rows from
+    ``window.top``. Columns that do not fit whole are left out, never cut."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "virtual-table--header", "virtual-table--cursor", "virtual-table--ended",
+        "virtual-table--odd", "virtual-table--pending",
+    }
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "move(-1)", "Up", show=False, id="table.up"),
+        Binding("down,j", "move(1)", "Down", show=False, id="table.down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="table.pageup"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="table.pagedown"),
+        Binding("home,g", "home", "Top, follow", show=False, id="table.home"),
+        Binding("end,G", "end", "Last row", show=False, id="table.end"),
+        Binding("f", "home", "Follow", id="table.follow"),
+    ]
+
+    class Wanted(Message):
+        """The view needs rows it does not hold (or a refresh of the ones it shows)."""
+
+        def __init__(self, table: VirtualTable) -> None:
+            super().__init__()
+            self.table = table
+
+    class Moved(Message):
+        """The cursor moved (the owning panel updates its status line)."""
+
+        def __init__(self, table: VirtualTable) -> None:
+            super().__init__()
+            self.table = table
+
+    class Chosen(Message):
+        """Enter on a row."""
+
+        def __init__(self, table: VirtualTable) -> None:
+            super().__init__()
+            self.table = table
+
+    def __init__(self, columns: Sequence[Column], cells: Cells, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.columns = list(columns)
+        self.cells = cells
+        self.window = SessionWindow()
+        self.sort_key: str | None = None
+        self.descending = True
+        self._syncing = False
+
+    @property
+    def row_count(self) -> int:
+        """Rows held (on screen plus the margins), not the size of the set."""
+        return len(self.window.rows)
+
+    @property
+    def sids(self) -> set[str]:
+        return {r.sid for r in self.window.rows.values()}
+
+    # --- geometry -------------------------------------------------------------------------
+    @property
+    def body_height(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def on_resize(self) -> None:
+        if self.window.height != self.body_height:
+            self.window.height = self.body_height
+            self.post_message(self.Wanted(self))
+        self.sync()
+
+    def shown_columns(self) -> list[Column]:
+        """The columns that fit whole in the width (in order; the rest are left out), the
+        growable ones widened into the space left over."""
+        width = self.scrollable_content_region.width or self.size.width
+        out: list[Column] = []
+        used = 0
+        for col in self.columns:
+            need = col.width + (1 if out else 0)
+            if used + need > width:
+                break
+            out.append(col)
+            used += need
+        spare = width - used
+        grown = []
+        for col in out:
+            extra = min(spare, col.grow)
+            spare -= extra
+            grown.append(Column(col.key, col.label, col.width + extra) if extra else col)
+        return grown
+
+    def sync(self) -> None:
+        """Make the virtual size and the scroll position agree with the window."""
+        self._syncing = True
+        try:
+            self.virtual_size = Size(self.scrollable_content_region.width, self.window.size + 1)
+            if round(self.scroll_y) != self.window.top:
+                self.scroll_to(y=self.window.top, animate=False, immediate=True, force=True)
+        finally:
+            self._syncing = False
+        self.refresh()
+
+    def watch_scroll_y(self, old: float, new: float) -> None:
+        super().watch_scroll_y(old, new)
+        if self._syncing or round(new) == self.window.top:
+            return
+        self.window.scroll_to(round(new))
+        self.post_message(self.Wanted(self))
+        self.post_message(self.Moved(self))
+
+    # --- keys -----------------------------------------------------------------------------
+    def _moved(self) -> None:
+        self.sync()
+        self.post_message(self.Wanted(self))
+        self.post_message(self.Moved(self))
+
+    def action_move(self, delta: int) -> None:
+        self.window.move(delta)
+        self._moved()
+
+    def action_page(self, direction: int) -> None:
+        self.window.move(direction * self.body_height)
+        self._moved()
+
+    def action_home(self) -> None:
+        self.window.follow()
+        self._moved()
+
+    def action_end(self) -> None:
+        self.window.follow_end()
+        self._moved()
+
+    def on_key(self, event) -> None:  # type: ignore[no-untyped-def]
+        if event.key == "enter":
+            event.stop()
+            self.post_message(self.Chosen(self))
+
+    def on_click(self, event) -> None:  # type: ignore[no-untyped-def]
+        y = event.get_content_offset(self)
+        if y is None or y.y < 1:
+            return
+        self.window.move_to(self.window.top + y.y - 1)
+        self._moved()
+
+    # --- drawing --------------------------------------------------------------------------
+    def header_text(self, cols: list[Column]) -> Text:
+        text = Text(no_wrap=True, overflow="crop")
+        for i, col in enumerate(cols):
+            label = col.label
+            if col.key == self.sort_key:
+                label += " ▼" if self.descending else " ▲"
+            text.append((" " if i else "") + label.ljust(col.width)[: col.width])
+        return text
+
+    def row_text(self, cols: list[Column], values: Sequence[str]) -> Text:
+        by_key = dict(zip((c.key for c in self.columns), values, strict=False))
+        text = Text(no_wrap=True, overflow="crop")
+        for i, col in enumerate(cols):
+            cell = display(by_key.get(col.key, ""), 200)  # the one display path (a no-op on clean text)
+            if len(cell) > col.width:
+                cell = cell[: col.width - 1] + "…"
+            text.append((" " if i else "") + cell.ljust(col.width))
+        return text
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        cols = self.shown_columns()
+        base = self.rich_style
+        if y == 0:
+            style = self.get_component_rich_style("virtual-table--header")
+            return self._strip(self.header_text(cols), width, base + style)
+        pos = self.window.top + y - 1
+        if pos >= self.window.size:
+            return Strip.blank(width, base)
+        row = self.window.row(pos)
+        style = base
+        if pos % 2:
+            style += self.get_component_rich_style("virtual-table--odd")
+        if row is None:
+            text = Text("…", no_wrap=True)
+            style += self.get_component_rich_style("virtual-table--pending")
+        else:
+            text = self.row_text(cols, self.cells(row))
+            if row.ended:
+                style += self.get_component_rich_style("virtual-table--ended")
+        if pos == self.window.cursor and self.has_focus:
+            style += self.get_component_rich_style("virtual-table--cursor")
+        elif pos == self.window.cursor:
+            style += self.get_component_rich_style("virtual-table--cursor", partial=True) + Style(dim=True)
+        return self._strip(text, width, style)
+
+    def _strip(self, text: Text, width: int, style: Style) -> Strip:
+        segments = [Segment(seg.text, style + seg.style if seg.style else style)
+                    for seg in text.render(self.app.console) if seg.text != "\n"]
+        return Strip(segments).adjust_cell_length(width, style)
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
