@@ -45,8 +45,8 @@ class SessionsPanel(Panel):
     FILTER_HINT: ClassVar[str] = "/ filter: user prefix, ip:…, app:…, sid:…"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "detail", "Detail", id="session.detail"),
-        Binding("slash", "filter", "Filter", id="view.filter"),
-        Binding("S", "sort_order", "Sort order", id="view.sort_order"),
+        Binding("slash", "filter", "Filter", show=False, id="view.filter"),
+        Binding("S", "sort_order", "Sort order", show=False, id="view.sort_order"),
     ]
 
     @dataclass

@@ -53,7 +53,7 @@ class VirtualTable(ScrollView, can_focus=True):
         Binding("pagedown", "page(1)", "Page down", show=False, id="table.pagedown"),
         Binding("home,g", "home", "Top, follow", show=False, id="table.home"),
         Binding("end,G", "end", "Last row", show=False, id="table.end"),
-        Binding("f", "home", "Follow", id="table.follow"),
+        Binding("f", "home", "Follow", show=False, id="table.follow"),
     ]
 
     class Wanted(Message):
