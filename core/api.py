@@ -183,6 +183,11 @@ class StoreAPI:
         return self._run(plans.window(self.ctx, order, descending=descending, start=start, count=count,
                                       anchor=anchor, extra=extra))
 
+    def scan_step(self, which: str, cursor: int, *, count: int = 200,
+                  fields: tuple[str, ...] = ("username",)) -> Any:
+        """One bounded step of a scan over the active or ended set (a :class:`~core.plans.ScanStep`)."""
+        return self._run(plans.scan_step(self.ctx, which, cursor, count=count, fields=fields))
+
     def sessions_by_id(self, sids: list[str]) -> Any:
         return self._run(plans.sessions_by_id(self.ctx, sids))
 

@@ -490,6 +490,44 @@ def window(ctx: Context, order: str, *, descending: bool, start: int, count: int
     return Window(total, start, sids, members, {x.sid: x for x in sessions}, anchor_rank)
 
 
+SCAN_SETS = ("active", "ended")
+
+
+@dataclass(frozen=True, slots=True)
+class ScanStep:
+    """One bounded step of a scan over a whole set: ``cursor`` 0 means done."""
+
+    cursor: int
+    total: int
+    rows: list[tuple[str, dict[str, str | None]]]
+    """(sid, fields) of each session the step met (fields as asked, ``None`` if unset)."""
+
+
+def scan_step(ctx: Context, which: str, cursor: int, *, count: int = 200,
+              fields: tuple[str, ...] = ("username",)) -> Plan:
+    """One ZSCAN step (``COUNT count``) over the active or ended index, then one HMGET of
+    ``fields`` per session met, in one round trip: every command is small, so no single
+    Redis call is long however large the set (a scan of a million takes many steps)."""
+    if which not in SCAN_SETS:
+        raise InvalidInput("which", f"must be one of {', '.join(SCAN_SETS)}")
+    if not isinstance(count, int) or not 1 <= count <= MAX_PAGE:
+        raise InvalidInput("count", f"must be between 1 and {MAX_PAGE}")
+    s = ctx.schema
+    key = s.idx_expiry if which == "active" else s.idx_ended
+    replies = yield Commands([("ZSCAN", key, cursor, "COUNT", count), ("ZCARD", key)])
+    if isinstance(replies[0], Exception):
+        raise replies[0]
+    nxt, flat = replies[0]
+    sids = list(flat[0::2]) if flat and not isinstance(flat[0], tuple) else [m for m, _ in flat]
+    rows: list[tuple[str, dict[str, str | None]]] = []
+    if sids:
+        got = yield Commands([("HMGET", s.session(sid), *fields) for sid in sids])
+        for sid, values in zip(sids, got, strict=True):
+            if isinstance(values, list):
+                rows.append((sid, dict(zip(fields, values, strict=False))))
+    return ScanStep(int(nxt), _int(_ok(replies[1], 0)), rows)
+
+
 def sessions_by_id(ctx: Context, sids: list[str]) -> Plan:
     """The sessions still stored among ``sids`` (one round trip)."""
     found = yield from _fetch_sessions(ctx, list(sids))

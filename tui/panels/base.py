@@ -31,6 +31,7 @@ class FilterInput(Input):
     def action_done(self) -> None:
         panel = next((a for a in self.ancestors if isinstance(a, Panel)), None)
         if panel is not None:
+            panel.stop_work()
             panel.focus_main()
 
 
@@ -76,6 +77,9 @@ class Panel(Vertical):
 
     def selected_session(self) -> Session | None:
         return None
+
+    def stop_work(self) -> None:
+        """Escape in the filter box: stop what the filter started (a scan), if anything."""
 
     @property
     def frozen(self) -> bool:

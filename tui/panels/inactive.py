@@ -17,6 +17,7 @@ class InactivePanel(SessionsPanel):
     ID = "inactive"
     TITLE = "Inactive"
     WANT_ACTIVE = False
+    SCAN_SETS = ("ended",)
     COLUMNS: ClassVar[Sequence[Column]] = (
         Column("user", "User", 16, grow=24), Column("app", "App", 10, grow=20),
         Column("ip", "IP", 15, grow=24),

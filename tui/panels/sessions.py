@@ -14,17 +14,31 @@ from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Input, Static
+from textual.worker import get_current_worker
 
 from core import Session, StoreError
 from core.plans import Window
 
-from ..model import clean, parse_query
+from ..model import clean
+from ..query import HASH_FIELDS, parse
 from ..widgets.virtual_table import Column, VirtualTable
 from ..window import Request, Row
 from .base import FilterInput, Panel
 
-FILTER_LIMIT = 1000
-"""Rows a filtered view holds (a filter's matches, read from the search index)."""
+FILTER_LIMIT = 10_000
+"""Matches a filtered view holds at most (the scan goes on counting past it)."""
+SCAN_COUNT = 200
+"""Index entries per scan step: each Redis command of a step stays well under a millisecond."""
+PROGRESS_EVERY = 0.1
+"""Seconds between progress messages of a scan that finds nothing."""
+
+
+def _short(n: int) -> str:
+    if n >= 1_000_000:
+        return f"{n / 1_000_000:.1f}M"
+    if n >= 10_000:
+        return f"{n // 1000}k"
+    return str(n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,20 +56,31 @@ class SessionsPanel(Panel):
     COLUMNS: ClassVar[Sequence[Column]] = ()
     ORDERS: ClassVar[Sequence[Order]] = ()
     WANT_ACTIVE: ClassVar[bool] = True
-    FILTER_HINT: ClassVar[str] = "/ filter: user prefix, ip:…, app:…, sid:…"
+    SCAN_SETS: ClassVar[tuple[str, ...]] = ("active",)
+    FILTER_HINT: ClassVar[str] = "/ filter: any text, or user: app: ip: sid: email: status: type:"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "detail", "Detail", id="session.detail"),
         Binding("slash", "filter", "Filter", show=False, id="view.filter"),
         Binding("S", "sort_order", "Sort order", show=False, id="view.sort_order"),
+        Binding("escape", "stop_scan", "Stop scan", id="view.stop_scan"),
     ]
+
+    @dataclass
+    class Found(Message):
+        """A scan's progress: new matches, how far it got, whether it is over."""
+
+        generation: int
+        sessions: list[Session]
+        scanned: int
+        total: int
+        done: bool = False
+        error: str = ""
 
     @dataclass
     class Read(Message):
         request: Request | None
         window: Window | None
         error: str = ""
-        filtered: list[Session] | None = None
-        query: str = ""
 
     def __init__(self, source, *, writable: bool) -> None:  # type: ignore[no-untyped-def]
         super().__init__(source, writable=writable)
@@ -65,6 +90,10 @@ class SessionsPanel(Panel):
         self.note = ""
         self.reading = False
         self.again = False
+        self.scan_generation = 0
+        self.scanning = False
+        self.matches: dict[str, Session] = {}
+        self.progress = ""
 
     def compose(self) -> ComposeResult:
         yield FilterInput(placeholder=self.FILTER_HINT, id=f"{self.ID}-filter")
@@ -85,14 +114,13 @@ class SessionsPanel(Panel):
 
     # --- reading --------------------------------------------------------------------------
     def refresh_data(self) -> None:
+        if self.filter_text.strip():
+            return  # a filtered view is a scan's result; it is read again when the query changes
         if self.reading:
             self.again = True
             return
         self.reading = True
-        if self.filter_text.strip():
-            self.read_filtered(self.filter_text)
-        else:
-            self.read_window(self.table.window.request(), self.order.key, self.descending)
+        self.read_window(self.table.window.request(), self.order.key, self.descending)
 
     @work(thread=True, exclusive=True, group="window", exit_on_error=False)
     def read_window(self, req: Request, order: str, descending: bool) -> None:
@@ -105,16 +133,102 @@ class SessionsPanel(Panel):
         except Exception as exc:  # a bug must not stop the panel from reading again
             self.post_message(self.Read(req, None, error=f"{type(exc).__name__}: {exc}"))
 
-    @work(thread=True, exclusive=True, group="window", exit_on_error=False)
-    def read_filtered(self, text: str) -> None:
-        kind, query = parse_query(text)
+    def start_scan(self) -> None:
+        self.scan_generation += 1
+        self.matches = {}
+        self.table.window.set_list([])
+        if not self.filter_text.strip():
+            self.scanning = False
+            self.workers.cancel_group(self, "scan")
+            return
+        self.scanning = True
+        self.progress = "searching…"
+        self.scan(self.filter_text, self.scan_generation)
+
+    @work(thread=True, exclusive=True, group="scan", exit_on_error=False)
+    def scan(self, text: str, generation: int) -> None:
+        """Prefix candidates from the search index at once, then an incremental scan of the
+        whole set in small steps, posting matches as they are found."""
+        query = parse(text)
+        worker = get_current_worker()
+        source = self.source
+
+        def stopped() -> bool:
+            return worker.is_cancelled or generation != self.scan_generation
+
+        def post(found: list[Session], scanned: int, total: int, done: bool = False, error: str = "") -> None:
+            self.post_message(self.Found(generation, found, scanned, total, done, error))
+
         try:
-            found = self.source.search(kind, query, FILTER_LIMIT) if query else []
-            now = self.source.clock()
-            found = [s for s in found if s.is_active(now) == self.WANT_ACTIVE]
-            self.post_message(self.Read(None, None, filtered=found, query=text))
+            now = source.clock()
+            quick = []
+            for kind, prefix in query.index_prefixes():
+                for session in source.search(kind, prefix, 100):
+                    fields = {name: getattr(session, name, None) for name in HASH_FIELDS}
+                    if session.is_active(now) == self.WANT_ACTIVE and query.matches(session.sid, fields):
+                        quick.append(session)
+            post(quick, 0, 0)
+            scanned = total = 0
+            for which in self.SCAN_SETS:
+                cursor, first, last_post = 0, True, 0.0
+                while first or cursor:
+                    if stopped():
+                        return
+                    first = False
+                    step = source.scan_step(which, cursor, count=SCAN_COUNT, fields=HASH_FIELDS)
+                    cursor = step.cursor
+                    scanned += len(step.rows)
+                    total = max(total, scanned) if which != self.SCAN_SETS[0] else step.total
+                    hits = [sid for sid, fields in step.rows if query.matches(sid, fields)]
+                    found = list(source.sessions_by_id(hits).values()) if hits else []
+                    now_t = source.perf_counter()
+                    if found or now_t - last_post > PROGRESS_EVERY:
+                        last_post = now_t
+                        post(found, scanned, total)
+            post([], scanned, max(total, scanned), done=True)
         except StoreError as exc:
-            self.post_message(self.Read(None, None, error=str(exc), query=text))
+            post([], 0, 0, done=True, error=str(exc))
+
+    @on(Found)
+    def _found(self, msg: Found) -> None:
+        msg.stop()
+        if msg.generation != self.scan_generation or not self.is_attached:
+            return
+        for session in msg.sessions:
+            if len(self.matches) < FILTER_LIMIT or session.sid in self.matches:
+                self.matches[session.sid] = session
+        if msg.sessions:
+            self.table.window.set_list([(s.sid, s.sid, s) for s in self.matches.values()])
+            self.table.sync()
+        n = len(self.matches)
+        if msg.error:
+            self.progress = f"search failed: {msg.error}"
+        elif msg.done:
+            self.progress = f"{n} matches · scanned {_short(msg.scanned)}"
+        elif msg.total:
+            self.progress = (f"{n} matches so far · scanned {_short(msg.scanned)} of {_short(msg.total)}"
+                             " · esc stops")
+        if msg.done:
+            self.scanning = False
+            self.refresh_bindings()
+        self.show_info()
+
+    def stop_work(self) -> None:
+        self.action_stop_scan()
+
+    def action_stop_scan(self) -> None:
+        if self.scanning:
+            self.scan_generation += 1
+            self.scanning = False
+            self.workers.cancel_group(self, "scan")
+            self.progress = f"{len(self.matches)} matches · stopped (esc)"
+            self.refresh_bindings()
+            self.show_info()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "stop_scan":
+            return self.scanning
+        return True
 
     @on(Read)
     def _read(self, msg: Read) -> None:
@@ -127,13 +241,8 @@ class SessionsPanel(Panel):
             return
         if msg.error:
             self.note = msg.error
-        elif self.frozen:
+        elif self.frozen or self.filter_text.strip():
             return
-        elif msg.filtered is not None:
-            if msg.query != self.filter_text:
-                return
-            self.note = ""
-            self.table.window.set_list([(s.sid, s.sid, s) for s in self._ordered(msg.filtered)])
         elif msg.window is not None and msg.request is not None:
             scan = msg.window.mode == "scan"
             self.note = "no sessionwatch indexes: rows as a SCAN finds them" if scan else ""
@@ -143,9 +252,6 @@ class SessionsPanel(Panel):
                 self.call_later(self.refresh_data)  # rows still missing around the view
         self.table.sync()
         self.show_info()
-
-    def _ordered(self, sessions: list[Session]) -> list[Session]:
-        return sessions
 
     @on(VirtualTable.Wanted)
     def _wanted(self, msg: VirtualTable.Wanted) -> None:
@@ -169,6 +275,8 @@ class SessionsPanel(Panel):
         arrow = "▼" if self.descending else "▲"
         if self.filter_text.strip():
             parts.append(f"filter {clean(self.filter_text, 60)}")
+            if self.progress:
+                parts.append(self.progress)
         else:
             parts.append(f"sort {self.order.label} {arrow}")
             parts.append(w.marker())
@@ -195,6 +303,7 @@ class SessionsPanel(Panel):
         event.stop()
         self.filter_text = event.value
         self.table.window.reset()
+        self.start_scan()
         self.table.sync()
         self.show_info()
         self.refresh_data()
