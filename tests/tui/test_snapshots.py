@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from tui_helpers import wait_for
+from tui_helpers import screen_text, wait_for
 
 from tui.app import SessionWatchApp, build_app
 
@@ -24,6 +24,8 @@ def snapshot_app(store, **kw: object) -> SessionWatchApp:
 async def loaded(pilot) -> None:
     app = pilot.app
     await wait_for(pilot, lambda: app.poll_count >= 1 and app.main.query_one("#active-table").row_count == 5)
+    # what the snapshot shows is painted, not only held: the counts, the tab title, the rows
+    await wait_for(pilot, lambda: all(t in screen_text(app) for t in ("active 5", "Active 5", "rows 1–5 of 5")))
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
