@@ -17,8 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="short run (about a minute), smaller sizes")
     parser.add_argument("--out", type=Path, help="where to write the report (default bench/RESULTS.md)")
     parser.add_argument("--only", action="append", metavar="NAME",
-                        help="run only this benchmark (round trip, flask, memory, sweep, live path, scale, "
-                             "ssh, overview, bulk)")
+                        help="run only this benchmark (round trip, flask, starlette, memory, sweep, "
+                             "live path, scale, ssh, overview, bulk)")
     parser.add_argument("--no-install", action="store_true",
                         help="do not pip-install Flask-Session when it is missing (skip that comparison)")
     args = parser.parse_args(argv)

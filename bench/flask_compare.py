@@ -1,7 +1,9 @@
-"""Benchmark 3: requests/s of one Flask route that reads the session, served through
-Flask-Session's Redis backend, through core (validate in a before_request hook), through
-core's Flask integration (``core.integrations.flask``), and with no session at all (the
-ceiling). All in-process with ``app.test_client()``, same JSON payload, same Redis.
+"""Benchmark 3: requests/s of Flask routes using the session, served through Flask-Session's
+Redis backend, through core (validate in a before_request hook), through core's Flask
+integration (``core.integrations.flask``), and with no session at all (the ceiling): a
+route that reads the session, and two that write it on every request (a counter that
+reads then writes, and a stamp that writes without reading). All in-process with
+``app.test_client()``, same Redis.
 
 Flask-Session is installed with pip for the run when missing (it is not a dependency).
 """
@@ -68,7 +70,22 @@ def flask_session_app(url: str) -> flask.Flask:
     def me() -> flask.Response:
         return flask.jsonify(user=flask.session.get("user"))
 
+    add_write_routes(app)
     return app
+
+
+def add_write_routes(app: flask.Flask) -> None:
+    """The write-every-request routes, identical for every session layer."""
+
+    @app.post("/hit")
+    def hit() -> str:
+        flask.session["hits"] = flask.session.get("hits", 0) + 1
+        return "ok"
+
+    @app.post("/stamp")
+    def stamp() -> str:
+        flask.session["last"] = flask.request.headers.get("X-N", "")
+        return "ok"
 
 
 def core_hook_app(store: SessionStore) -> flask.Flask:
@@ -105,6 +122,7 @@ def core_integration_app(store: SessionStore) -> flask.Flask | None:
         s = integ.current_session()
         return flask.jsonify(user=s.username if s is not None else None)
 
+    add_write_routes(app)
     return app
 
 
@@ -117,6 +135,72 @@ def _client(app: flask.Flask, setup: Callable[[object], None]) -> Callable[[], N
         if resp.status_code != 200 or resp.get_json() != {"user": PAYLOAD_USER}:
             raise RuntimeError(f"{app.name}: unexpected response {resp.status_code} {resp.get_data()[:80]!r}")
     return get
+
+
+def _poster(app: flask.Flask, path: str, setup: Callable[[object], None]) -> Callable[[], None]:
+    client = app.test_client()
+    setup(client)
+    n = 0
+
+    def post() -> None:
+        nonlocal n
+        n += 1
+        resp = client.post(path, headers={"X-N": str(n)})
+        if resp.status_code != 200:
+            raise RuntimeError(f"{app.name}{path}: unexpected response {resp.status_code} "
+                               f"{resp.get_data()[:80]!r}")
+    return post
+
+
+def _time(variants: dict[str, Callable[[], None]], admin: redis.Redis, cfg: Config, progress: Progress,
+          label: str) -> tuple[dict[str, Sample], dict[str, tuple[float, str]]]:
+    samples = {k: Sample() for k in variants}
+    cmds = {}
+    for name, call in variants.items():
+        for _ in range(100):
+            call()  # warm: connections, scripts, Flask's first-request work
+        cost = measure(admin, lambda c=call: [c() for _ in range(100)])
+        cmds[name] = (cost.total_commands / 100, cost.breakdown())
+    n = cfg.flask_requests
+    for rep in range(cfg.reps):
+        progress(f"{label}: repetition {rep + 1}/{cfg.reps}")
+        for name, call in variants.items():
+            t = time.perf_counter()
+            for _ in range(n):
+                call()
+            samples[name].add(n / (time.perf_counter() - t))
+    return samples, cmds
+
+
+def _write_tables(sec: Section, url: str, store: SessionStore, admin: redis.Redis, cfg: Config,
+                  progress: Progress, with_fs: bool) -> None:
+    if core_integration_app(store) is None:
+        return
+    fs_name, sw_name = "Flask-Session (redis backend, defaults)", "core.integrations.flask (SessionWatch)"
+    routes = (("/hit", "a counter: reads, then writes"), ("/stamp", "a stamp: writes without reading"))
+    for path, what in routes:
+        variants: dict[str, Callable[[], None]] = {}
+        if with_fs:
+            variants[fs_name] = _poster(flask_session_app(url), path, lambda c: c.post("/login"))
+        variants[sw_name] = _poster(core_integration_app(store), path, lambda c: c.post("/login"))
+        samples, cmds = _time(variants, admin, cfg, progress, f"flask {path}")
+        fs = samples.get(fs_name)
+        t = Table(f"3{'b' if path == '/hit' else 'c'}. Flask route writing the session on every request, "
+                  f"{what}, requests/s", ["route", "requests/s", "× Flask-Session",
+                                          "Redis commands / request (per 100)"])
+        for name in variants:
+            t.add(name, samples[name].cell(), ratio(samples[name], fs).cell(2) if fs else "n/a",
+                  f"{cmds[name][0]:.2f} ({cmds[name][1] or '-'})")
+        t.notes.append(f"{cfg.flask_requests:,} POSTs per timed block to `{path}` in a logged-in session; "
+                       "every response checked (200).")
+        sec.tables.append(t)
+        if fs is not None:
+            r = ratio(samples[sw_name], fs)
+            sec.targets.append(Target(f"Flask route writing every request ({what}), SessionWatch vs "
+                                      "Flask-Session", f"{fmt(r.median, 2)}×", "≥ 1.5×", r.median >= 1.5))
+            sec.headline.append((f"Flask route writing every request, {what.split(':')[0]}",
+                                 f"{fmt(samples[sw_name].median)} req/s via SessionWatch vs "
+                                 f"{fmt(fs.median)} via Flask-Session = {fmt(r.median, 2)}×"))
 
 
 def run(url: str, cfg: Config, progress: Progress) -> Section:
@@ -141,21 +225,8 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
     else:
         sec.not_done.append("core.integrations.flask route: module not importable")
 
-    samples = {k: Sample() for k in variants}
-    cmds = {}
-    for name, get in variants.items():
-        for _ in range(100):
-            get()  # warm: connections, scripts, Flask's first-request work
-        cost = measure(admin, lambda g=get: [g() for _ in range(100)])
-        cmds[name] = (cost.total_commands / 100, cost.breakdown())
+    samples, cmds = _time(variants, admin, cfg, progress, "flask")
     n = cfg.flask_requests
-    for rep in range(cfg.reps):
-        progress(f"flask: repetition {rep + 1}/{cfg.reps}")
-        for name, get in variants.items():
-            t = time.perf_counter()
-            for _ in range(n):
-                get()
-            samples[name].add(n / (time.perf_counter() - t))
 
     bare = samples["bare route, no session (ceiling)"]
     fs_name = "Flask-Session (redis backend, defaults)"
@@ -180,6 +251,7 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
         sec.headline.append(("Flask route reading the session", f"{fmt(core_s.median)} req/s via core vs "
                              f"{fmt(fs.median)} via Flask-Session = {fmt(ratio(core_s, fs).median, 2)}× "
                              f"(bare route {fmt(bare.median)})"))
+    _write_tables(sec, url, store, admin, cfg, progress, with_fs=why_not is None)
     store.close()
     admin.close()
     return sec

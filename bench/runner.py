@@ -74,11 +74,11 @@ class Report:
 
 
 def benches(cfg: Config) -> list[tuple[str, Bench]]:
-    from . import bulk, flask_compare, live, memory, overview, roundtrip, scale, ssh, sweep
+    from . import bulk, flask_compare, live, memory, overview, roundtrip, scale, ssh, starlette_compare, sweep
 
-    return [("round trip", roundtrip.run), ("flask", flask_compare.run), ("memory", memory.run),
-            ("sweep", sweep.run), ("live path", live.run), ("scale", scale.run), ("ssh", ssh.run),
-            ("overview", overview.run), ("bulk", bulk.run)]
+    return [("round trip", roundtrip.run), ("flask", flask_compare.run), ("starlette", starlette_compare.run),
+            ("memory", memory.run), ("sweep", sweep.run), ("live path", live.run), ("scale", scale.run),
+            ("ssh", ssh.run), ("overview", overview.run), ("bulk", bulk.run)]
 
 
 def run(cfg: Config, command: str, progress: Progress | None = None,

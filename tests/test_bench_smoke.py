@@ -24,25 +24,27 @@ def test_every_benchmark_runs_and_writes_the_report(tmp_path: Path) -> None:
     report = run(replace(TINY, out=out), "python -m bench (smoke)", Progress(quiet=True))
     assert report.failures == []
     names = [s.name for s in report.sections]
-    assert names == ["round trip", "Flask: sessionwatch vs Flask-Session", "memory per session", "sweep",
+    assert names == ["round trip", "Flask: sessionwatch vs Flask-Session",
+                     "Starlette: request.session under three middlewares", "memory per session", "sweep",
                      "live path", "dashboard refresh at scale", "SSH endpoint", "overview and anomaly rules",
                      "bulk commands"]
     text = out.read_text()
     for needle in ("python -m bench (smoke)", "## Environment", "parser in use", "## Targets",
                    "1. Round-trip limit", "2. Against the classic layout", "3. Flask route",
-                   "4. Redis cost per dashboard refresh", "5. Live path", "6. Sweep", "7. Redis memory"):
+                   "3d. Starlette route", "4. Redis cost per dashboard refresh", "5. Live path", "6. Sweep",
+                   "7. Redis memory"):
         assert needle in text
-    scale = report.sections[5]
+    scale = report.sections[6]
     identical = [t for t in scale.targets if "identical" in t.target]
     assert identical and all(t.met for t in identical), [t.measured for t in identical]
-    sweep = report.sections[3]
+    sweep = report.sections[4]
     assert "longest call" in sweep.headline[0][1]
-    ssh = report.sections[6]
+    ssh = report.sections[7]
     assert ssh.headline[0][0] == "SSH dashboard, 1 connection(s): connect → first paint"
     assert "8. SSH endpoint" in text
     assert "9. What the overview and the rules add" in text and "9b. Flag latency" in text
     assert "overview refresh" in text
-    bulk = report.sections[8]
+    bulk = report.sections[9]
     assert [t.what for t in bulk.targets][:3] == [f"{c} of 400 sessions vs the plain write"
                                                   for c in ("reindex", "export", "import")]
     assert "Bulk commands vs the same sessions" in text
