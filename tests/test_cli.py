@@ -372,6 +372,17 @@ def test_stats_text_and_json(sw: Run, app_store: SessionStore) -> None:
     assert "active       2" in sw.out and "crm 1" in sw.out
 
 
+def test_stats_count_anonymous_sessions_apart(sw: Run, app_store: SessionStore) -> None:
+    login(app_store, "alice", app="crm")
+    app_store.save_anonymous(None, {"cart": "[1]"}, app="shop")
+    app_store.save_anonymous(None, {"_flashes": "[]"}, app="shop")
+    assert sw("stats", "--json") == 0
+    [st] = sw.json_lines()
+    assert st["active"] == 1 and st["anonymous"] == 2
+    assert sw("stats") == 0
+    assert "anonymous    2" in sw.out and "active       1" in sw.out
+
+
 def test_sweep_ends_expired_sessions(sw: Run, real_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     past = SessionStore.from_url(real_url, policy=Policy(idle_ttl=60), clock=lambda: time.time() - 600)
     s = login(past)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import itertools
 import json
 import os
@@ -485,13 +486,14 @@ def cmd_stats(args: argparse.Namespace) -> int:
     with open_store(args) as store:
         st = store.stats(minutes=args.minutes)
         if st.mode == "scan":
-            st = scan_stats(store, args.minutes)
+            st = dataclasses.replace(scan_stats(store, args.minutes), anonymous=st.anonymous)
         ov = store.overview() if st.mode == "index" else None
     if args.json:
         print(to_json({"active": st.active, "ended": st.ended, "expired_pending": st.expired_pending,
                        "by_app": st.by_app, "by_type": st.by_type,
                        "logins_per_minute": st.logins_per_minute, "ends_per_minute": st.ends_per_minute,
-                       "mode": st.mode, "overview": ov.to_dict() if ov is not None else None}))
+                       "mode": st.mode, "anonymous": st.anonymous,
+                       "overview": ov.to_dict() if ov is not None else None}))
         return EXIT_OK
 
     def counts(d: dict[str, int]) -> str:
@@ -500,6 +502,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     print(f"active       {st.active}" + (f"  ({st.expired_pending} past expiry, awaiting sweep)"
                                          if st.expired_pending else ""))
     print(f"ended        {st.ended}")
+    print(f"anonymous    {st.anonymous}  (visitors' sessions before login; not user sessions)")
     print(f"by app       {counts(st.by_app)}")
     print(f"by type      {counts(st.by_type)}")
     print(f"logins       {sum(st.logins_per_minute)} in the last {args.minutes} min, "

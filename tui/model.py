@@ -380,6 +380,8 @@ class DashboardModel:
         parts = [(f"active {self.stats.active}", "count"), (f"inactive {self.stats.ended}", "count")]
         if self.stats.expired_pending:
             parts.append((f"expiring {self.stats.expired_pending}", "count"))
+        if getattr(self.stats, "anonymous", 0):
+            parts.append((f"anonymous {self.stats.anonymous}", "count"))
         if self.stats.mode != "index":
             parts.append((f"({self.stats.mode} mode)", "version"))
         return parts

@@ -129,3 +129,20 @@ def test_quiet_polls_back_off_only_while_the_feed_is_up():
     assert model.quiet_delay(2.0, ("changed",)) == 2.0
     model.feed_status(False, "gone")
     assert model.quiet_delay(2.0, ("changed",)) == 2.0
+
+
+def test_status_line_counts_anonymous_sessions_apart() -> None:
+    """Visitors' sessions before login are counted in the header, never as active."""
+    import fakeredis
+
+    store = SessionStore(fakeredis.FakeRedis(decode_responses=True))
+    store.login("alice", app="crm")
+    for _ in range(3):
+        store.save_anonymous(None, {"csrf_token": '"x"'}, app="shop")
+    model = DashboardModel()
+    model.poll_succeeded(store.stats(), ServerInfo(version="7.0.15"), 0.3)
+    line = model.status_line()
+    assert "active 1" in line and "anonymous 3" in line
+    assert [s.username for s in store.active_page().sessions] == ["alice"]
+    model.poll_succeeded(stats(2, 0), ServerInfo(version="7.0.15"), 0.3)
+    assert "anonymous" not in model.status_line()  # shown only when there are some
