@@ -466,3 +466,39 @@ def test_round_trips_per_request(store):
     assert counter.take() == 1  # read only
     client.post("/cart/c")
     assert counter.take() == 2  # read, then one write
+
+
+# --- the example ----------------------------------------------------------------------------------
+
+def test_example_shop_flows(store):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "examples" / "flask_login_shop.py"
+    spec = importlib.util.spec_from_file_location("flask_login_shop", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    app = module.create_app(store)
+    client = app.test_client()
+
+    def csrf(page: str) -> str:
+        return re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page).group(1)
+
+    token = csrf(client.get("/").get_data(as_text=True))
+    client.post("/cart", data={"csrf_token": token, "item": "apple"})
+    assert "Cart: apple" in client.get("/").get_data(as_text=True)
+    assert store.stats().anonymous == 1
+    resp = client.get("/orders", follow_redirects=True)
+    assert "Please log in" in resp.get_data(as_text=True)
+    page = client.get("/login").get_data(as_text=True)
+    resp = client.post("/login", data={"csrf_token": csrf(page), "username": "alice", "password": "wonder",
+                                       "remember": "y"}, follow_redirects=True)
+    text = resp.get_data(as_text=True)
+    assert "Hello <b>alice</b>" in text and "Cart: apple" in text
+    assert store.stats().active == 1 and store.stats().anonymous == 0
+    store.logout_user("alice", actor="admin")
+    assert "Hello <b>alice</b>" in client.get("/").get_data(as_text=True)  # remember-me
+    assert store.stats().active == 1
+    text = client.get("/logout", follow_redirects=True).get_data(as_text=True)
+    assert "Logged out." in text and "log in" in text
+    assert store.stats().active == 0
