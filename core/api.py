@@ -169,6 +169,10 @@ class StoreAPI:
         return self._run(plans.audit(self.ctx, kind, actor=actor, ip=ip))
 
     # --- reads ----------------------------------------------------------------------------
+    def anonymous_page(self, *, offset: int = 0, limit: int = 50) -> Any:
+        """Anonymous sessions, most recently active first (an :class:`~core.plans.AnonymousPage`)."""
+        return self._run(plans.anonymous_page(self.ctx, offset=offset, limit=limit))
+
     def get(self, sid: str) -> Any:
         return self._run(plans.get(self.ctx, sid))
 

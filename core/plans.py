@@ -1349,3 +1349,30 @@ def save_data(ctx: Context, sid: str, sets: Mapping[str, str], deletes: tuple[st
     except redis.exceptions.ResponseError as exc:
         raise (_too_large(ctx, exc) or exc) from None
     return bool(reply)
+
+
+@dataclass(frozen=True, slots=True)
+class AnonymousPage:
+    sessions: list[Anonymous]
+    total: int
+    offset: int
+
+
+def anonymous_page(ctx: Context, *, offset: int = 0, limit: int = 50) -> Plan:
+    """Anonymous sessions, most recently active first (the index's idle deadlines); those
+    already gone (idle expiry) are left out. Two round trips whatever the total."""
+    start, stop = _page_bounds(offset, limit)
+    s = ctx.schema
+    replies = yield Commands([("ZREVRANGE", s.idx_anonymous, start, stop), ("ZCARD", s.idx_anonymous)])
+    aids = [a for a in _ok(replies[0], []) if isinstance(a, str)]
+    total = _int(_ok(replies[1], 0))
+    if not aids:
+        return AnonymousPage([], total, offset)
+    hashes = yield Commands([("HGETALL", s.anonymous(aid)) for aid in aids])
+    out = []
+    for aid, reply in zip(aids, hashes, strict=True):
+        fields = pairs_to_dict(_ok(reply, {}))
+        if fields:
+            out.append(Anonymous(aid, data_of(fields), fields.get("app", ""),
+                                 _float(fields.get("created_at")), _float(fields.get("last_seen"))))
+    return AnonymousPage(out, total, offset)

@@ -381,6 +381,13 @@ def test_stats_count_anonymous_sessions_apart(sw: Run, app_store: SessionStore) 
     assert st["active"] == 1 and st["anonymous"] == 2
     assert sw("stats") == 0
     assert "anonymous    2" in sw.out and "active       1" in sw.out
+    assert sw("sessions", "--anonymous", "--json") == 0
+    rows = sw.json_lines()
+    assert len(rows) == 2 and {r["app"] for r in rows} == {"shop"} and {r["keys"] for r in rows} == {1}
+    assert sw("sessions", "--anonymous") == 0
+    assert "ANON ID" in sw.out and "[1]" not in sw.out  # the data itself is never shown
+    assert sw("sessions", "--json") == 0
+    assert [r["username"] for r in sw.json_lines()] == ["alice"]
 
 
 def test_sweep_ends_expired_sessions(sw: Run, real_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -333,6 +333,8 @@ def _paged(fetch: Callable[[int, int], Page], limit: int | None, page_size: int 
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
+    if args.anonymous:
+        return _anonymous_sessions(args)
     limit = None if args.all else args.limit
     with open_store(args) as store:
         now = store.ctx.clock()
@@ -355,6 +357,32 @@ def cmd_sessions(args: argparse.Namespace) -> int:
         for s in itertools.chain([first], sessions):
             print(session_json(s, now) if args.json else session_line(s, now))
     return EXIT_OK
+
+
+def _anonymous_sessions(args: argparse.Namespace) -> int:
+    """Visitors' sessions before login: never user sessions, listed apart. Their data's
+    keys are counted, never shown."""
+    with open_store(args) as store:
+        page = store.anonymous_page(limit=1000 if args.all else args.limit)
+    if not page.sessions:
+        if not args.json:
+            note("no anonymous sessions")
+        return EXIT_OK
+    if not args.json:
+        print(f"{'ANON ID':<10} {'APP':<16} {'CREATED':<19} {'LAST SEEN':<19} KEYS  BYTES")
+    for a in page.sessions:
+        size = sum(len(k) + len(v) for k, v in a.data.items())
+        if args.json:
+            print(to_json({"aid": a.aid[:8], "app": a.app, "created_at": a.created_at,
+                           "last_seen": a.last_seen, "keys": len(a.data), "bytes": size}))
+        else:
+            print(f"{a.aid[:8]:<10} {safe(a.app)[:16]:<16} {_when(a.created_at):<19} "
+                  f"{_when(a.last_seen):<19} {len(a.data):>4}  {size:>5}")
+    return EXIT_OK
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
 
 
 def _resolve_sid(store: SessionStore, ref: str) -> Session:
@@ -964,6 +992,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="list every matching session (ignores --limit)")
     p.add_argument("--limit", type=_int_between(1, 1000), default=50, metavar="N",
                    help="at most N sessions (default: 50)")
+    p.add_argument("--anonymous", action="store_true",
+                   help="list anonymous sessions (visitors' data before login) instead: id, app, times, "
+                        "number of keys and bytes, never the data")
     p.add_argument("--sort", choices=("last_seen", "login_time", "expires_at"), default="last_seen",
                    help="order of active sessions, newest first (default: last_seen)")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
