@@ -153,8 +153,12 @@ def _poster(app: flask.Flask, path: str, setup: Callable[[object], None]) -> Cal
 
 
 def _time(variants: dict[str, Callable[[], None]], admin: redis.Redis, cfg: Config, progress: Progress,
-          label: str) -> tuple[dict[str, Sample], dict[str, tuple[float, str]]]:
+          label: str) -> tuple[dict[str, Sample], dict[str, tuple[float, str]], dict[str, Sample]]:
+    """Requests/s (wall clock), Redis commands per request, and this process's CPU per
+    request in µs (steadier than requests/s on a shared machine: other load inflates wall
+    time, not our CPU time)."""
     samples = {k: Sample() for k in variants}
+    cpu = {k: Sample() for k in variants}
     cmds = {}
     for name, call in variants.items():
         for _ in range(100):
@@ -165,11 +169,12 @@ def _time(variants: dict[str, Callable[[], None]], admin: redis.Redis, cfg: Conf
     for rep in range(cfg.reps):
         progress(f"{label}: repetition {rep + 1}/{cfg.reps}")
         for name, call in variants.items():
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             for _ in range(n):
                 call()
             samples[name].add(n / (time.perf_counter() - t))
-    return samples, cmds
+            cpu[name].add((time.process_time() - c) / n * 1e6)
+    return samples, cmds, cpu
 
 
 def _write_tables(sec: Section, url: str, store: SessionStore, admin: redis.Redis, cfg: Config,
@@ -183,14 +188,14 @@ def _write_tables(sec: Section, url: str, store: SessionStore, admin: redis.Redi
         if with_fs:
             variants[fs_name] = _poster(flask_session_app(url), path, lambda c: c.post("/login"))
         variants[sw_name] = _poster(core_integration_app(store), path, lambda c: c.post("/login"))
-        samples, cmds = _time(variants, admin, cfg, progress, f"flask {path}")
+        samples, cmds, cpu = _time(variants, admin, cfg, progress, f"flask {path}")
         fs = samples.get(fs_name)
         t = Table(f"3{'b' if path == '/hit' else 'c'}. Flask route writing the session on every request, "
-                  f"{what}, requests/s", ["route", "requests/s", "× Flask-Session",
+                  f"{what}, requests/s", ["route", "requests/s", "× Flask-Session", "client CPU µs / request",
                                           "Redis commands / request (per 100)"])
         for name in variants:
             t.add(name, samples[name].cell(), ratio(samples[name], fs).cell(2) if fs else "n/a",
-                  f"{cmds[name][0]:.2f} ({cmds[name][1] or '-'})")
+                  cpu[name].cell(), f"{cmds[name][0]:.2f} ({cmds[name][1] or '-'})")
         t.notes.append(f"{cfg.flask_requests:,} POSTs per timed block to `{path}` in a logged-in session; "
                        "every response checked (200).")
         sec.tables.append(t)
@@ -225,18 +230,18 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
     else:
         sec.not_done.append("core.integrations.flask route: module not importable")
 
-    samples, cmds = _time(variants, admin, cfg, progress, "flask")
+    samples, cmds, cpu = _time(variants, admin, cfg, progress, "flask")
     n = cfg.flask_requests
 
     bare = samples["bare route, no session (ceiling)"]
     fs_name = "Flask-Session (redis backend, defaults)"
     fs = samples.get(fs_name)
     t = Table("3. Flask route reading the session, app.test_client(), requests/s",
-              ["route", "requests/s", "× bare route", "× Flask-Session",
+              ["route", "requests/s", "× bare route", "× Flask-Session", "client CPU µs / request",
                "Redis commands / request (per 100)"])
     for name in variants:
         t.add(name, samples[name].cell(), ratio(samples[name], bare).cell(2),
-              ratio(samples[name], fs).cell(2) if fs else "n/a",
+              ratio(samples[name], fs).cell(2) if fs else "n/a", cpu[name].cell(),
               f"{cmds[name][0]:.2f} ({cmds[name][1] or '-'})")
     t.notes.append(f"{n:,} requests per timed block; every response checked ({{'user': '{PAYLOAD_USER}'}}). "
                    "Flask-Session with its defaults (permanent sessions, refresh on each request).")

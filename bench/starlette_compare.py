@@ -80,14 +80,15 @@ def variants(url: str, store: AsyncSessionStore) -> tuple[dict[str, Starlette], 
     return apps, missing
 
 
-async def _measure(url: str, cfg: Config, progress: Progress) -> tuple[dict[str, dict[str, Sample]],
-                                                                      dict[str, dict[str, str]], list[str]]:
+async def _measure(url: str, cfg: Config, progress: Progress) -> tuple[
+        dict[str, dict[str, Sample]], dict[str, dict[str, str]], dict[str, dict[str, Sample]], list[str]]:
     store = AsyncSessionStore.from_url(url)
     apps, missing = variants(url, store)
     clients = {name: httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bench")
                for name, app in apps.items()}
     admin = redis.Redis.from_url(url, decode_responses=True)
     samples: dict[str, dict[str, Sample]] = {r: {n: Sample() for n in apps} for r in ("/me", "/hit")}
+    cpu: dict[str, dict[str, Sample]] = {r: {n: Sample() for n in apps} for r in ("/me", "/hit")}
     cmds: dict[str, dict[str, str]] = {r: {} for r in ("/me", "/hit")}
     try:
         for client in clients.values():
@@ -113,16 +114,17 @@ async def _measure(url: str, cfg: Config, progress: Progress) -> tuple[dict[str,
             progress(f"starlette: repetition {rep + 1}/{cfg.reps}")
             for route in ("/me", "/hit"):
                 for name, client in clients.items():
-                    t = time.perf_counter()
+                    t, c = time.perf_counter(), time.process_time()
                     for _ in range(n):
                         await call(client, route)
                     samples[route][name].add(n / (time.perf_counter() - t))
+                    cpu[route][name].add((time.process_time() - c) / n * 1e6)
     finally:
         for client in clients.values():
             await client.aclose()
         await store.close()
         admin.close()
-    return samples, cmds, missing
+    return samples, cmds, cpu, missing
 
 
 def _commands(admin: redis.Redis) -> dict[str, int]:
@@ -140,18 +142,20 @@ def _delta(admin: redis.Redis, before: dict[str, int]) -> str:
 
 def run(url: str, cfg: Config, progress: Progress) -> Section:
     sec = Section("Starlette: request.session under three middlewares")
-    samples, cmds, missing = asyncio.run(_measure(url, cfg, progress))
+    samples, cmds, cpu, missing = asyncio.run(_measure(url, cfg, progress))
     sec.not_done.extend(missing)
     for route, what in (("/me", "reading the session"), ("/hit", "writing the session on every request "
                                                          "(a counter: reads, then writes)")):
         base = samples[route][COOKIE]
         t = Table(f"3d. Starlette route {what}, requests/s", ["middleware", "requests/s",
                                                               "× cookie middleware", "× starlette-session",
+                                                              "client CPU µs / request",
                                                               "Redis commands / request (per 100)"])
         other = samples[route].get(STARLETTE_SESSION)
         for name, sample in samples[route].items():
             t.add(name, sample.cell(), ratio(sample, base).cell(2),
-                  ratio(sample, other).cell(2) if other else "n/a", cmds[route].get(name, "-"))
+                  ratio(sample, other).cell(2) if other else "n/a", cpu[route][name].cell(),
+                  cmds[route].get(name, "-"))
         t.notes.append(f"{cfg.flask_requests:,} requests per timed block through httpx.ASGITransport; every "
                        "response checked. sessionwatch's session is a logged-in user session; the others "
                        "hold the same data in their own format. starlette-session calls the synchronous "
