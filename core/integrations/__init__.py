@@ -1,10 +1,12 @@
 """Web integrations: keep a web app's sessions in Redis through :mod:`core`.
 
-- :mod:`core.integrations.flask` (``pip install sessionwatch[flask]``): a Flask
-  ``SessionInterface`` plus ``login_user`` / ``logout_user`` / ``current_session`` /
-  ``update_profile`` helpers.
-- :mod:`core.integrations.asgi` (``pip install sessionwatch[asgi]``): a Starlette middleware
-  and FastAPI dependencies on :class:`core.AsyncSessionStore`.
+- :mod:`core.integrations.flask` (``pip install sessionwatch[flask]``): a drop-in for
+  Flask's session and Flask-Session (``SessionWatch(app, store)``), following Flask-Login,
+  plus ``start_session`` / ``end_session`` / ``current_session`` / ``update_profile``.
+- :mod:`core.integrations.asgi` (``pip install sessionwatch[asgi]``): ``SessionMiddleware``,
+  a drop-in for Starlette's (``request.session``), ``SessionWatchMiddleware`` for bearer
+  tokens, and FastAPI dependencies, on :class:`core.AsyncSessionStore`.
+- :mod:`core.integrations.data`: the session-data ``dict`` both share.
 
 Both import their framework only when imported themselves, so ``import core`` works
 without Flask or Starlette installed. What they share lives here and needs neither.
@@ -20,7 +22,8 @@ from typing import Any
 from ..model import Session
 
 COOKIE_NAME = "sessionwatch"
-"""Default cookie name. The cookie holds only the bearer token, never session data."""
+"""Default cookie name of ``SessionWatchMiddleware`` (the drop-ins use Flask's and Starlette's
+default, ``session``). The cookie holds only the bearer token, never session data."""
 
 UNAVAILABLE_MESSAGE = "Session store unavailable, please retry shortly."
 """Body of the 503 sent when Redis cannot be reached: short, and never a stack trace."""

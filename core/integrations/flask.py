@@ -277,7 +277,7 @@ class WatchedSession(LazyDict, SessionMixin):
                     return
             else:
                 saved = self._io(self.store.save_anonymous, self.token, sets, deletes,
-                              app=self._interface.app_name or "")
+                                 app=self._interface.app_name or "")
                 if saved.token is None:
                     self.kind, self.token, self.stored, self.dropped = None, None, {}, True
                     return
@@ -293,7 +293,7 @@ class WatchedSession(LazyDict, SessionMixin):
         if sum(sizes.values()) > self.store.policy.data_max_bytes:
             raise too_large(DataTooLarge(sum(sizes.values()), self.store.policy.data_max_bytes), sizes)
         saved = self._io(self.store.save_anonymous, None, sets, app=self._interface.app_name or "",
-                      replaces=replaces)
+                         replaces=replaces)
         self.kind, self.token, self.stored = "anon", saved.token, dict(sets)
         self.issued, self.dropped = True, False
 
