@@ -1249,6 +1249,10 @@ def _changes(sets: Mapping[str, str], deletes: list[str] | tuple[str, ...] | set
     return out
 
 
+def _wrong_type(exc: BaseException) -> bool:
+    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("WRONGTYPE")
+
+
 TOO_BIG = "TOOBIG"
 """Error the data scripts return when the data would pass the size cap (nothing written)."""
 
@@ -1270,8 +1274,13 @@ def read_anonymous(ctx: Context, token: object) -> Plan:
     if aid is None:
         return None
     s, p = ctx.schema, ctx.policy
-    reply = yield Script("anon_read", [s.anonymous(aid), s.idx_anonymous],
-                         [aid, p.touch_interval, p.anonymous_idle_ttl])
+    try:
+        reply = yield Script("anon_read", [s.anonymous(aid), s.idx_anonymous],
+                             [aid, p.touch_interval, p.anonymous_idle_ttl])
+    except redis.exceptions.ResponseError as exc:
+        if _wrong_type(exc):
+            return None  # another writer's data under that key: not a session of ours
+        raise
     if not reply:
         return None
     fields = pairs_to_dict(reply)
@@ -1305,7 +1314,9 @@ def save_anonymous(ctx: Context, token: str | None, sets: Mapping[str, str], del
                                  [aid, "update", p.anonymous_idle_ttl, p.data_max_bytes, app, old_arg,
                                   *changes])
         except redis.exceptions.ResponseError as exc:
-            raise (_too_large(ctx, exc) or exc) from None
+            if not _wrong_type(exc) or "index" in str(exc):
+                raise (_too_large(ctx, exc) or exc) from None
+            reply = 0  # another writer's data under that key: start a session of our own
         if reply == 1:
             return AnonymousSaved(token, aid, False)
         if reply == 2:

@@ -140,3 +140,21 @@ async def test_async_store_shares_the_plans(make_async_store):
     assert await store.read_anonymous(saved.token) is None
     assert await store.save_data(session.sid, {"b": "2"}) is True
     assert (await store.validate(token)).metadata[DATA_PREFIX + "b"] == "2"
+
+
+def test_another_writers_data_under_an_anonymous_key_is_no_session(make_store):
+    store = make_store(clock=time.time)
+    saved = store.save_anonymous(None, {"a": "1"})
+    key = store.schema.anonymous(saved.aid)
+    store.client.delete(key)
+    store.client.set(key, "not a hash")
+    assert store.read_anonymous(saved.token) is None
+    again = store.save_anonymous(saved.token, {"b": "2"})
+    assert again.created and again.token != saved.token
+    assert store.client.get(key) == "not a hash"  # left as it was
+    store.client.hset(store.schema.anonymous(again.aid), mapping={"created_at": "nan", "last_seen": "1e400",
+                                                                   "d:x": "1"})
+    got = store.read_anonymous(again.token)
+    assert got.created_at is None and got.data["x"] == "1"
+    page = store.anonymous_page()
+    assert {a.aid for a in page.sessions} == {again.aid}

@@ -382,7 +382,12 @@ def _anonymous_sessions(args: argparse.Namespace) -> int:
 
 
 def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+    if not ts:
+        return "-"
+    try:
+        return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S")
+    except (ValueError, OverflowError, OSError):  # another writer's value (ms epoch, huge)
+        return "?"
 
 
 def _resolve_sid(store: SessionStore, ref: str) -> Session:
