@@ -247,3 +247,21 @@ def test_authlib_starlette_client_with_the_drop_in_alone(env):
             assert resp.status_code == 200, resp.text
             assert resp.json()["access_token"] == "fake-access"
             assert not any(k.startswith("_state_") for k in resp.json()["keys"])
+
+
+def test_redis_down_gives_503_never_an_empty_session(env):
+    if env.fake_server is None:
+        pytest.skip("switching the connection off is a fakeredis feature; real servers: test_asgi")
+    app, _ = session_app(env)
+    with TestClient(app) as client:
+        client.post("/update_session", json={"a": 1})
+        token = client.cookies.get("session")
+        env.fake_server.connected = False
+        for method, path in (("get", "/view_session"), ("post", "/clear_session")):
+            resp = getattr(client, method)(path)
+            assert resp.status_code == 503 and "set-cookie" not in resp.headers
+        with TestClient(app) as stranger:  # no cookie: no Redis call, so no outage either
+            assert stranger.get("/plain").status_code == 200
+        env.fake_server.connected = True
+        assert client.cookies.get("session") == token
+        assert client.get("/view_session").json() == {"session": {"a": 1}}
