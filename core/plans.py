@@ -1249,8 +1249,11 @@ def _changes(sets: Mapping[str, str], deletes: list[str] | tuple[str, ...] | set
     return out
 
 
+WRONG_TYPE = "WRONGTYPE"
+
+
 def _wrong_type(exc: BaseException) -> bool:
-    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith("WRONGTYPE")
+    return isinstance(exc, redis.exceptions.ResponseError) and str(exc).startswith(WRONG_TYPE)
 
 
 TOO_BIG = "TOOBIG"
