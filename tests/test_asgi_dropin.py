@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-from conftest import Env
+from asgi_env import Env
 from fake_oauth import fake_provider
 from starlette.applications import Starlette
 from starlette.requests import Request
