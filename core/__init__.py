@@ -9,6 +9,7 @@
 from .aio import AsyncSessionStore
 from .connection import DEFAULT_URL, ConnectOptions, redact_url
 from .errors import (
+    DataConflict,
     DataTooLarge,
     InvalidInput,
     NotReplicated,
@@ -29,6 +30,7 @@ __all__ = [
     "AsyncSessionStore",
     "CacheEntry",
     "ConnectOptions",
+    "DataConflict",
     "DataTooLarge",
     "Event",
     "InvalidInput",

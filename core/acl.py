@@ -83,7 +83,7 @@ READ_COMMANDS = (
     "smembers", "scard", "sismember",
     "zrange", "zrevrange", "zrangebyscore", "zrevrangebyscore", "zrangebylex", "zcard", "zcount", "zscore",
     "zrank", "zrevrank", "zscan",
-    "scan",
+    "scan", "time",
 )
 """What the read side (core.plans, core.feed) sends, and a few harmless neighbours."""
 
@@ -115,7 +115,7 @@ def key_patterns(schema: Schema) -> list[str]:
         esc.idx_ended,
         esc.idx_search, esc.stats_app, esc.stats_type, esc.minute_counter("logins", "*"),  # type: ignore[arg-type]
         esc.minute_counter("ends", "*"), esc.minute_kinds("*"), *esc.overview_keys(),  # type: ignore[arg-type]
-        esc.marker, esc.anonymous("*"), esc.idx_anonymous,
+        esc.marker, esc.settings, esc.anonymous("*"), esc.idx_anonymous,
     ]
 
 

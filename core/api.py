@@ -29,10 +29,16 @@ class StoreAPI:
     passed in (its own timeouts apply, and nothing is retried)."""
 
     def __init__(self, client: Any, *, prefix: str = "", policy: Policy | None = None,
-                 clock: Callable[[], float] | None = None) -> None:
+                 clock: Callable[[], float] | None = None, server_clock: bool | None = None) -> None:
         """Wrap a redis-py client (``redis.Redis`` for the sync store, ``redis.asyncio.Redis``
-        for the async one; fakeredis works too). ``clock`` returns epoch seconds."""
-        self.ctx = Context(Schema(prefix), policy or Policy(), clock or time.time)
+        for the async one; fakeredis works too). ``clock`` returns epoch seconds.
+
+        ``server_clock`` (the default unless a ``clock`` is given): expiry follows the Redis
+        server's clock; ``clock`` is then only this machine's clock, corrected by a measured
+        offset. With a ``clock`` and no ``server_clock``, that clock is used as it is (tests)."""
+        if server_clock is None:
+            server_clock = clock is None
+        self.ctx = Context(Schema(prefix), policy or Policy(), clock or time.time, server_clock)
         self.client = client
         self._scripts = {name: client.register_script(src) for name, src in all_scripts().items()}
         self._script_mode = "function"
@@ -45,10 +51,12 @@ class StoreAPI:
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "", policy: Policy | None = None,
-                 clock: Callable[[], float] | None = None, options: ConnectOptions | None = None) -> Self:
+                 clock: Callable[[], float] | None = None, options: ConnectOptions | None = None,
+                 server_clock: bool | None = None) -> Self:
         """Connect lazily to ``url`` (redis://, rediss://, unix://) with explicit timeouts
         and retries (:class:`~core.connection.ConnectOptions`)."""
-        store = cls(cls._connect(url, options), prefix=prefix, policy=policy, clock=clock)
+        store = cls(cls._connect(url, options), prefix=prefix, policy=policy, clock=clock,
+                    server_clock=server_clock)
         store.options = options or ConnectOptions()
         return store
 
@@ -167,6 +175,15 @@ class StoreAPI:
         """Append an event about no session (``ssh_connect`` / ``ssh_disconnect``: who is
         watching, from where); returns its seq."""
         return self._run(plans.audit(self.ctx, kind, actor=actor, ip=ip))
+
+    def set_event_log_max(self, value: int) -> Any:
+        """Set the event-log cap that every writer honours (stored in Redis). Until it is
+        set, the first writer to trim stores its own policy's ``event_log_max``."""
+        return self._run(plans.set_event_log_max(self.ctx, value))
+
+    def settings(self) -> Any:
+        """The settings shared through Redis (``event_log_max``)."""
+        return self._run(plans.settings(self.ctx))
 
     # --- reads ----------------------------------------------------------------------------
     def anonymous_page(self, *, offset: int = 0, limit: int = 50) -> Any:

@@ -18,7 +18,7 @@ import redis
 import redis.asyncio
 
 from . import sentinel
-from .errors import InvalidInput, PermissionDenied, StoreError, StoreUnavailable
+from .errors import DataConflict, InvalidInput, PermissionDenied, StoreError, StoreUnavailable
 
 DEFAULT_URL = "redis://127.0.0.1:21084/0"
 
@@ -234,6 +234,9 @@ def raise_outage(replies: list[Any]) -> list[Any]:
 def map_error(exc: BaseException) -> StoreError:
     """One-line store error for a redis-py exception."""
     msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    # Our scripts refuse with "SWDATA <key> <problem>; nothing was changed" (all or nothing).
+    if msg.startswith("SWDATA "):
+        return DataConflict(f"Redis data conflict: {msg[len('SWDATA '):]}")
     # Inside a Lua script Redis 7 reports an ACL refusal as "The user executing the
     # script can't run this command / access ... keys / publish to the channel".
     if (isinstance(exc, redis.exceptions.NoPermissionError) or msg.startswith("NOPERM")

@@ -24,6 +24,11 @@ class PermissionDenied(StoreError):
     """The Redis ACL user may not run this command (for example a read-only dashboard user)."""
 
 
+class DataConflict(StoreError):
+    """A key the operation must change holds another type or a non-number (another app's
+    data, or damage). The script refused before its first write: nothing changed."""
+
+
 class SessionNotFound(StoreError):
     """The session id names no session, or names one that has already ended."""
 

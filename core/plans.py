@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
+import time
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -99,14 +101,29 @@ class ScanState:
     """Where the next bounded re-read of ``known`` starts (it goes round)."""
 
 
+CLOCK_RESYNC = 30.0
+"""Seconds (monotonic) after which the server-clock offset is measured again, if no
+script reply has refreshed it meanwhile."""
+
+
 @dataclass(slots=True)
 class Context:
     """What every plan needs: the key schema, the policy and the clock. Argument lists
-    that never change are built once here instead of on every call."""
+    that never change are built once here instead of on every call.
+
+    One clock: with ``server_clock`` the store's time is the Redis server's. Scripts read
+    ``TIME`` themselves; client-side decisions (validate's read-only path, listing views,
+    the timestamps login stores) use ``local_clock() + offset``, the offset measured
+    against ``TIME`` and refreshed by every validate script reply."""
 
     schema: Schema
     policy: Policy
-    clock: Callable[[], float]
+    local_clock: Callable[[], float]
+    server_clock: bool = False
+    offset: float = 0.0
+    """Redis server's clock minus ``local_clock`` (seconds), when ``server_clock``."""
+    synced_at: float = -math.inf
+    """``time.monotonic()`` of the last offset measurement."""
     write_keys: list[str] = field(init=False)
     write_head: list[str] = field(init=False)
     overview_keys: list[str] = field(init=False)
@@ -133,6 +150,20 @@ class Context:
         self.validate_keys = [s.idx_expiry, s.idx_seen]
         self.validate_head = [s.session(""), s.cache(""), s.user_active("")]
 
+    def clock(self) -> float:
+        """Now, on the Redis server's clock (or the injected clock as it is)."""
+        return self.local_clock() + self.offset
+
+    def server_time(self, server_now: float) -> None:
+        """Record a time the server reported just now (a script's or TIME's reply)."""
+        if self.server_clock:
+            self.offset = server_now - self.local_clock()
+            self.synced_at = time.monotonic()
+
+    def script_now(self, now: float) -> str:
+        """The ``now`` argument of a script: empty tells it to read the server's TIME."""
+        return "" if self.server_clock else fmt_time(now)
+
     def remember_seen(self, sid: str, last_seen: float) -> None:
         seen = self.seen
         seen[sid] = last_seen
@@ -143,12 +174,31 @@ class Context:
             except RuntimeError:  # another thread changed it meanwhile; trim next time
                 pass
 
-    def write(self, name: str, now: float, actor: str, *op_args: Any) -> Script:
+    def write(self, name: str, now: float, actor: str, *op_args: Any, now_arg: str | None = None) -> Script:
+        """A write script call. ``now_arg`` overrides the script's clock argument (login
+        passes the time it stamped into the session)."""
         minute = int(now // 60)
         keys = [*self.write_keys, self.schema.minute_counter("logins", minute),
                 self.schema.minute_counter("ends", minute), self.schema.minute_kinds(minute),
-                *self.overview_keys]
-        return Script(name, keys, [*self.write_head, fmt_time(now), *self.policy_args, actor, *op_args])
+                *self.overview_keys, self.schema.settings]
+        clock = self.script_now(now) if now_arg is None else now_arg
+        return Script(name, keys, [*self.write_head, clock, *self.policy_args, actor, *op_args])
+
+
+def _now(ctx: Context) -> Plan:
+    """Now on the server's clock, measuring the offset first if it is stale (one TIME
+    round trip at most every :data:`CLOCK_RESYNC` seconds; script replies refresh it)."""
+    if ctx.server_clock and time.monotonic() - ctx.synced_at > CLOCK_RESYNC:
+        before = ctx.local_clock()
+        replies = yield Commands([("TIME",)])
+        reply = replies[0]
+        if isinstance(reply, redis.exceptions.NoPermissionError) or not isinstance(reply, list | tuple):
+            ctx.synced_at = time.monotonic()  # TIME denied or odd: keep the last offset
+        else:
+            after = ctx.local_clock()
+            ctx.offset = int(reply[0]) + int(reply[1]) / 1e6 - (before + after) / 2
+            ctx.synced_at = time.monotonic()
+    return ctx.clock()
 
 
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
@@ -162,13 +212,19 @@ def cache_summary(s: Session) -> dict[str, Any]:
             "end_reason": s.end_reason}
 
 
+def policy_field(policy: Policy) -> str:
+    """The policy a session is created under, kept in its hash (field ``pol``) so every
+    sweeper and validator honours it: 'idle/absolute/retention' in seconds."""
+    return f"{policy.idle_ttl}/{policy.absolute_ttl}/{policy.ended_retention}"
+
+
 def session_fields(s: Session, policy: Policy) -> list[str]:
     """The session hash of a new login, as field/value pairs (empty profile fields left out)."""
     assert s.login_time is not None and s.expires_at is not None and s.max_expires_at is not None
     out = ["username", s.username, "app", s.app, "type", s.type, "ip", s.ip, "user_agent", s.user_agent,
            "login_time", fmt_time(s.login_time), "last_seen", fmt_time(s.login_time),
            "expires_at", fmt_time(s.expires_at), "max_expires_at", fmt_time(s.max_expires_at),
-           "idle_ttl", str(policy.idle_ttl), "status", ACTIVE]
+           "pol", policy_field(policy), "status", ACTIVE]
     if s.email:
         out += ["email", s.email]
     if s.department:
@@ -208,9 +264,10 @@ def login(ctx: Context, username: str, *, app: str, type: str = "web", ip: str |
     aid = anon_id_from_token(anonymous) if anonymous is not None else None
     if aid is not None:
         anon_keys = [ctx.schema.anonymous(aid), ctx.schema.idx_anonymous]
+    clock = yield from _now(ctx)
     for _attempt in range(3):
         token, sid = new_token(username)
-        now = float(fmt_time(ctx.clock()))
+        now = float(fmt_time(clock if _attempt == 0 else ctx.clock()))
         max_expires_at = float(fmt_time(now + policy.absolute_ttl))
         expires_at = min(float(fmt_time(now + policy.idle_ttl)), max_expires_at)
         session = Session(
@@ -224,7 +281,7 @@ def login(ctx: Context, username: str, *, app: str, type: str = "web", ip: str |
             event["from_anonymous"] = True
         request = ctx.write("login", now, actor, sid, username, app, stype, ip, fmt_time(expires_at),
                             _json(event), _json(cache_summary(session)),
-                            *session_fields(session, policy), *data_fields)
+                            *session_fields(session, policy), *data_fields, now_arg=fmt_time(now))
         request.keys.extend(anon_keys)
         try:
             yield request
@@ -242,7 +299,7 @@ def validate(ctx: Context, token: object) -> Plan:
     if sid is None:
         return None
     p = ctx.policy
-    now = ctx.clock()
+    now = yield from _now(ctx)
     known = ctx.seen.get(sid)
     if known is not None and now - known < p.touch_interval:
         # This process saw the session touched less than a touch interval ago, so no write
@@ -258,10 +315,11 @@ def validate(ctx: Context, token: object) -> Plan:
             ctx.seen[sid] = session.last_seen
         return session
     reply = yield Script("validate", ctx.validate_keys, [
-        *ctx.validate_head, fmt_time(now), p.touch_interval, p.ended_retention, p.cache_ttl,
+        *ctx.validate_head, ctx.script_now(now), p.touch_interval, p.ended_retention, p.cache_ttl,
         p.user_key_ttl, sid,
     ])
-    if not reply:
+    ctx.server_time(float(reply[1] if reply[0] == 0 else reply[2]))
+    if not reply[0]:
         ctx.seen.pop(sid, None)
         return None
     pairs = reply[1]
@@ -276,14 +334,17 @@ def validate(ctx: Context, token: object) -> Plan:
 def logout(ctx: Context, sid: str, *, actor: str | None = None) -> Plan:
     sid = check.sid(sid)
     actor = check.text("actor", actor, required=False)
-    reply = yield ctx.write("logout", ctx.clock(), actor, sid)
+    now = yield from _now(ctx)
+    reply = yield ctx.write("logout", now, actor, sid)
     return bool(reply)
 
 
 def logout_user(ctx: Context, username: str, *, actor: str | None = None) -> Plan:
-    username = check.text("username", username)
+    # Other apps' user names may be longer than the ones login accepts: they can still be ended.
+    username = check.text("username", username, limit=check.FOREIGN_LIMIT)
     actor = check.text("actor", actor, required=False)
-    reply = yield ctx.write("logout_user", ctx.clock(), actor, username)
+    now = yield from _now(ctx)
+    reply = yield ctx.write("logout_user", now, actor, username)
     return list(reply)
 
 
@@ -298,7 +359,8 @@ def update_profile(ctx: Context, sid: str, *, email: str | None = None, departme
     for kv in check.metadata(metadata).items():
         fields += kv
     actor = check.text("actor", actor, required=False)
-    reply = yield ctx.write("update_profile", ctx.clock(), actor, sid, *fields)
+    now = yield from _now(ctx)
+    reply = yield ctx.write("update_profile", now, actor, sid, *fields)
     if not reply:
         raise SessionNotFound(sid, "no active session")
     return None
@@ -322,33 +384,55 @@ class SweepResult:
     expired: int
     purged: int
     calls: int
+    skipped: int = 0
+    """Due sessions left alone because a key of theirs holds another type (retried later)."""
 
 
 def sweep(ctx: Context, *, batch: int = SWEEP_BATCH, max_calls: int | None = 10_000, actor: str = "sweep",
           on_batch: Callable[[SweepResult], None] | None = None) -> Plan:
     """Ends expired sessions and purges old history in bounded batches, one script call each
     (``max_calls=None``: until nothing is left). ``on_batch`` gets the running totals after
-    each call: progress, and what was done if the caller is interrupted."""
+    each call: progress, and what was done if the caller is interrupted.
+
+    Each session's own stored expiry and retention decide (the policy it was created
+    under), on the Redis server's clock; this sweeper's policy applies only to sessions
+    that carry none."""
     if batch < 1 or batch > 1000:
         raise InvalidInput("batch", "must be between 1 and 1000")
-    expired = purged = calls = 0
+    expired = purged = calls = skipped = 0
     while max_calls is None or calls < max_calls:
-        now = ctx.clock()
-        cutoff = now - ctx.policy.ended_retention
-        reply = yield ctx.write("sweep", now, actor, batch, fmt_time(cutoff))
+        now = yield from _now(ctx)
+        reply = yield ctx.write("sweep", now, actor, batch)
         calls += 1
         expired += int(reply[0])
         purged += int(reply[1])
+        skipped += int(reply[3]) if len(reply) > 3 else 0
         if on_batch is not None:
-            on_batch(SweepResult(expired, purged, calls))
+            on_batch(SweepResult(expired, purged, calls, skipped))
         if not int(reply[2]):
             break
-    return SweepResult(expired, purged, calls)
+    return SweepResult(expired, purged, calls, skipped)
+
+
+def set_event_log_max(ctx: Context, value: int) -> Plan:
+    """Store the event-log cap every writer trims to (one setting in Redis)."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= 10_000_000:
+        raise InvalidInput("event_log_max", "must be a whole number between 1 and 10,000,000")
+    replies = yield Commands([("HSET", ctx.schema.settings, "event_log_max", value)])
+    if isinstance(replies[0], Exception):
+        raise replies[0]
+    return None
+
+
+def settings(ctx: Context) -> Plan:
+    """The shared settings stored in Redis (absent ones are not set yet)."""
+    replies = yield Commands([("HGETALL", ctx.schema.settings)])
+    return pairs_to_dict(_ok(replies[0], {}))
 
 
 def sweep_due(ctx: Context) -> Plan:
     """(sessions past expiry, ended sessions past retention): what a sweep has to do now."""
-    now = ctx.clock()
+    now = yield from _now(ctx)
     replies = yield Commands([("ZCOUNT", ctx.schema.idx_expiry, "-inf", now),
                               ("ZCOUNT", ctx.schema.idx_ended, "-inf", now - ctx.policy.ended_retention)])
     return int(_ok(replies[0], 0)), int(_ok(replies[1], 0))
@@ -413,7 +497,7 @@ def active_page(ctx: Context, *, sort: str = "last_seen", descending: bool = Tru
         return page
     s = ctx.schema
     key = {"seen": s.idx_seen, "login": s.idx_login, "expiry": s.idx_expiry}[SORTS[sort]]
-    now = ctx.clock()
+    now = yield from _now(ctx)
     rng = ("ZREVRANGE", key, start, stop) if descending else ("ZRANGE", key, start, stop)
     replies = yield Commands([rng, ("ZCARD", s.idx_expiry), ("ZCOUNT", s.idx_expiry, "-inf", now)])
     sids, total, due = _ok(replies[0], []), _ok(replies[1], 0), _ok(replies[2], 0)
@@ -608,7 +692,7 @@ def _scan_stats(ctx: Context, minutes: int) -> Plan:
     state.recheck += len(window)
     sessions = yield from _fetch_sessions(ctx, window)
     _remember(state, window, sessions)
-    now = ctx.clock()
+    now = yield from _now(ctx)
     active = ended = due = 0
     by_app: dict[str, int] = {}
     by_type: dict[str, int] = {}
@@ -629,7 +713,7 @@ def _scan_page(ctx: Context, status: str, offset: int, limit: int) -> Plan:
     """Classic layout: page over what the incremental SCAN has found so far. Sessions are
     read a page at a time and split by status; totals are what has been found so far."""
     yield from _scan_more(ctx)
-    now = ctx.clock()
+    now = yield from _now(ctx)
     state = ctx.scan
     window = state.sids[offset: offset + limit]
     sessions = yield from _fetch_sessions(ctx, window)
@@ -655,19 +739,30 @@ def user_history(ctx: Context, username: str, *, limit: int = 50) -> Plan:
     return sessions
 
 
+def prefix_successor(prefix: bytes) -> bytes:
+    """The smallest byte string greater than every string starting with ``prefix``: the
+    exclusive upper bound of a ZRANGEBYLEX prefix search, right for any script (members
+    compare as UTF-8 bytes, so a '\xff' character bound stops at U+00FF)."""
+    stripped = prefix.rstrip(b"\xff")
+    if not stripped:
+        return b"\xff" * (len(prefix) + 1)  # unreachable for UTF-8 text, which has no 0xff
+    return stripped[:-1] + bytes([stripped[-1] + 1])
+
+
 def search(ctx: Context, kind: str, query: str, *, limit: int = 50) -> Plan:
     """Sessions whose username, session id, IP or app starts with ``query``."""
     if kind not in SEARCH_KINDS:
         raise InvalidInput("kind", f"must be one of {', '.join(SEARCH_KINDS)}")
-    query = check.text("query", query, limit=256)
+    query = check.text("query", query, limit=check.FOREIGN_LIMIT)
     _page_bounds(0, limit)
     indexed = yield from _check_indexed(ctx)
     if not indexed:
         found = yield from _scan_search(ctx, kind, query, limit)
         return found
     tag = SEARCH_KINDS[kind]
-    lo, hi = f"[{tag}{query}", f"[{tag}{query}\xff"
-    replies = yield Commands([("ZRANGEBYLEX", ctx.schema.idx_search, lo, hi, "LIMIT", 0, limit)])
+    prefix = f"{tag}{query}".encode()
+    replies = yield Commands([("ZRANGEBYLEX", ctx.schema.idx_search, b"[" + prefix,
+                               b"(" + prefix_successor(prefix), "LIMIT", 0, limit)])
     members = _ok(replies[0], [])
     if kind == "user":
         users = [m[len(tag):] for m in members]
@@ -701,7 +796,7 @@ def _scan_search(ctx: Context, kind: str, query: str, limit: int) -> Plan:
 def stats(ctx: Context, *, minutes: int = 30) -> Plan:
     """Counts in O(1): one round trip whatever the number of sessions."""
     s = ctx.schema
-    now = ctx.clock()
+    now = yield from _now(ctx)
     current = int(now // 60)
     mins = list(range(current - minutes + 1, current + 1))
     replies = yield Commands([
@@ -744,7 +839,7 @@ def overview(ctx: Context, *, minutes: int = OVERVIEW_MINUTES, top: int = TOP_N)
     if not 1 <= minutes <= 24 * 60 or not 1 <= top <= 100:
         raise InvalidInput("minutes", "must be 1..1440 (top 1..100)")
     s = ctx.schema
-    now = ctx.clock()
+    now = yield from _now(ctx)
     current = int(now // 60)
     first = current - minutes + 1
     tops = [("ZREVRANGE", key, 0, top - 1, "WITHSCORES")
@@ -784,7 +879,7 @@ def flag(ctx: Context, mode: str, item: Flag, *, actor: str) -> Plan:
     that changed it, so evaluators running side by side never double an event."""
     if mode not in ("raise", "clear"):
         raise InvalidInput("mode", "must be raise or clear")
-    now = ctx.clock()
+    now = yield from _now(ctx)
     body = {"ts": now, "kind": f"flag_{'raised' if mode == 'raise' else 'cleared'}",
             "sid": item.sids[0] if len(item.sids) == 1 else "",
             "username": item.users[0] if len(item.users) == 1 else "", "app": "", "actor": actor,
@@ -816,7 +911,7 @@ class RuleInputs:
 def rule_inputs(ctx: Context, *, min_addresses: int, baseline_minutes: int, candidates: int = 20,
                 per_user: int = 200) -> Plan:
     s = ctx.schema
-    now = ctx.clock()
+    now = yield from _now(ctx)
     current = int(now // 60)
     replies = yield Commands([
         ("ZREVRANGEBYSCORE", s.ov_user_ips, "+inf", max(1, min_addresses), "WITHSCORES",
@@ -1180,7 +1275,8 @@ def adopt(ctx: Context, sid: str, fields: Mapping[str, str] | None = None, *, ac
     args: list[str] = []
     for k, v in (fields or {}).items():
         args += [check.text("field", k, limit=64), check.text(f"fields.{k}", v, required=False, limit=4096)]
-    reply = yield ctx.write("adopt", ctx.clock(), actor, sid, *args)
+    now = yield from _now(ctx)
+    reply = yield ctx.write("adopt", now, actor, sid, *args)
     ctx.indexed = True
     return bool(reply)
 

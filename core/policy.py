@@ -14,7 +14,9 @@ class Policy:
     """What a session may do and how long it lives.
 
     Expiry is enforced from the timestamps stored in the session, not by Redis TTLs;
-    the TTLs set on keys are garbage collection only.
+    the TTLs set on keys are garbage collection only. Each session stores the idle,
+    absolute and retention times it was created under; validators and sweepers with
+    another policy honour the stored ones.
     """
 
     idle_ttl: int = 1800
@@ -33,7 +35,8 @@ class Policy:
     history_max: int = 100
     """Length cap of a user's history list."""
     event_log_max: int = 10_000
-    """Length cap of the event log."""
+    """Length cap of the event log, used only until the shared setting stored in Redis
+    exists (:meth:`SessionStore.set_event_log_max`): the first writer to trim stores it."""
     cache_ttl: int = 3600
     """TTL of the ``cache:session:<sid>`` summary."""
     user_key_ttl_factor: float = 1.5

@@ -157,6 +157,12 @@ class Schema:
                 self.ov_pairs, self.ov_users_seen, self.flags]
 
     @property
+    def settings(self) -> str:
+        """Settings every writer shares (the event-log cap), so no writer's own default
+        overrides another's."""
+        return f"{self.prefix}sessionwatch:settings"
+
+    @property
     def marker(self) -> str:
         """Present once sessionwatch has written its indexes into this Redis."""
         return f"{self.prefix}sessionwatch:schema"

@@ -32,8 +32,12 @@ LIMITS = {
 RESERVED_FIELDS = frozenset({
     "username", "app", "type", "ip", "user_agent", "login_time", "last_seen", "expires_at",
     "max_expires_at", "idle_ttl", "logout_time", "status", "end_reason", "ended_by",
-    "email", "department",
+    "email", "department", "pol",
 })
+
+FOREIGN_LIMIT = 8192
+"""Length limit of ids and user names that name *existing* data (other apps' sessions may
+use JWT-style ids or long user names): they can be looked up and ended."""
 
 
 def text(field: str, value: object, *, required: bool = True, limit: int | None = None) -> str:
@@ -84,5 +88,6 @@ def metadata(values: Mapping[str, object] | None) -> dict[str, str]:
 
 
 def sid(value: object) -> str:
-    """Session ids come from our tokens or from other apps: any short printable text."""
-    return text("sid", value, limit=256)
+    """Session ids come from our tokens or from other apps (JWT-style ids run to several
+    hundred characters): any printable text up to :data:`FOREIGN_LIMIT`."""
+    return text("sid", value, limit=FOREIGN_LIMIT)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from core import DataConflict
+
 
 @pytest.fixture
 def classic(raw):
@@ -49,7 +51,9 @@ def test_logout_ends_classic_session_in_classic_keys(store, classic):
     assert classic.smembers("user:active_sessions:olduser") == set()
     lines = classic.lrange("event:logs", 0, -1)
     assert len(lines) == 3 and '"admin_logout"' in lines[0]
-    assert store.logout("not-a-hash", actor="admin") is False
+    # another type at a session key is not a session to end: refused, left as it is
+    with pytest.raises(DataConflict, match="session:not-a-hash is a string"):
+        store.logout("not-a-hash", actor="admin")
     assert classic.get("session:not-a-hash") == "garbage"
 
 

@@ -4,16 +4,52 @@
 -- ARGV[OP..]: sid, then field/value pairs. Returns 1 if the session was newly indexed.
 local sid = ARGV[OP]
 local skey = P_SESSION .. sid
+local TIME_FIELDS = {login_time = true, last_seen = true, expires_at = true,
+  max_expires_at = true, logout_time = true}
+
+-- A timestamp that is present must be a finite number or not a number at all (an ISO
+-- date another app wrote is read as absent); NaN and infinities are refused.
+local function bad_time(key, name, value)
+  local n = value and tonumber(value)
+  if n and (n ~= n or n == math.huge or n == -math.huge) then
+    return refuse(key, 'field ' .. name .. ' is not a finite number')
+  end
+  return nil
+end
+
+local h
 if #ARGV > OP then
   if redis.call('EXISTS', skey) == 1 then return 0 end
-  local fields = {}
-  for i = OP + 1, #ARGV do fields[#fields + 1] = ARGV[i] end
-  redis.call('HSET', skey, unpack(fields))
+  local given = {}
+  for i = OP + 1, #ARGV, 2 do
+    if TIME_FIELDS[ARGV[i]] then
+      local bad = bad_time(skey, ARGV[i], ARGV[i + 1])
+      if bad then return redis.error_reply(bad) end
+    end
+    given[ARGV[i]] = ARGV[i + 1]
+  end
+  h = {given.username or false, given.status or false, given.app or false, given.type or false,
+    given.ip or false, given.login_time or false, given.last_seen or false,
+    given.expires_at or false, given.logout_time or false, given.pol or false}
+else
+  h = redis.pcall('HMGET', skey, 'username', 'status', 'app', 'type', 'ip', 'login_time',
+    'last_seen', 'expires_at', 'logout_time', 'pol')
+  if h.err then return 0 end
 end
-local h = redis.pcall('HMGET', skey, 'username', 'status', 'app', 'type', 'ip', 'login_time',
-  'last_seen', 'expires_at', 'logout_time')
-if h.err or not h[1] then return 0 end
+if not h[1] then return 0 end
 local username, status, app, stype, ip = h[1], h[2] or 'active', h[3] or '', h[4] or '', h[5] or ''
+for i, name in ipairs({'login_time', 'last_seen', 'expires_at', 'logout_time'}) do
+  local bad = bad_time(skey, name, h[5 + i])
+  if bad then return redis.error_reply(bad) end
+end
+local active_key, history_key = P_ACTIVE .. username, P_HISTORY .. username
+local bad = check_types({G_SEARCH, 'zset', G_EXP, 'zset', G_SEEN, 'zset', G_LOGIN, 'zset',
+  G_ENDED, 'zset', G_USER, 'zset', G_APPLEX, 'zset', active_key, 'set', history_key, 'list'})
+  or check_counter_field(G_APP, app) or check_counter_field(G_TYPE, stype)
+  or check_overview(username, ip)
+if bad then return redis.error_reply(bad) end
+
+if #ARGV > OP then redis.call('HSET', skey, unpack(ARGV, OP + 1)) end
 local login_t = tonumber(h[6]) or NOW
 local seen_t = tonumber(h[7]) or login_t
 local exp = tonumber(h[8])
@@ -28,30 +64,33 @@ redis.call('ZADD', G_SEARCH, unpack(members))
 redis.call('SET', G_MARKER, '1')
 redis.call('SADD', O_SEEN, username)
 local added = 0
-if status == 'active' and exp > NOW then
+if status == 'active' then
+  -- Counters count the members of the expiry index, due or not, so a later sweep that
+  -- ends a past-due session takes out exactly what was put in here.
   added = redis.call('ZADD', G_EXP, 'NX', exp, sid)
-  redis.call('ZADD', G_SEEN, 'NX', seen_t, sid)
-  redis.call('ZADD', G_LOGIN, 'NX', login_t, sid)
-  redis.call('ZADD', G_USER, 0, username .. '\0' .. sid)
-  redis.call('ZADD', G_APPLEX, 0, app .. '\0' .. sid)
-  redis.call('SADD', P_ACTIVE .. username, sid)
-  redis.call('EXPIRE', P_ACTIVE .. username, USER_TTL)
   if added == 1 then
     adjust_counter(G_APP, app, 1)
     adjust_counter(G_TYPE, stype, 1)
     overview_adjust(username, ip, 1)
   end
-  redis.call('PEXPIRE', skey, gc_ms(exp))
-elseif status == 'active' then
-  -- past its expiry but never ended: index it as due, so the next sweep ends it once
-  added = redis.call('ZADD', G_EXP, 'NX', exp, sid)
+  if exp > NOW then
+    redis.call('ZADD', G_SEEN, 'NX', seen_t, sid)
+    redis.call('ZADD', G_LOGIN, 'NX', login_t, sid)
+    redis.call('ZADD', G_USER, 0, username .. '\0' .. sid)
+    redis.call('ZADD', G_APPLEX, 0, app .. '\0' .. sid)
+    local active_ttl = redis.call('TTL', active_key)
+    redis.call('SADD', active_key, sid)
+    extend_ttl(active_key, USER_TTL, active_ttl)
+    redis.call('PEXPIRE', skey, gc_ms(exp, math.max(stored_retention(h[10]), SWEEP_GRACE)))
+  end
 else
-  added = redis.call('ZADD', G_ENDED, 'NX', tonumber(h[9]) or seen_t, sid)
+  local ended_at = tonumber(h[9]) or seen_t
+  added = redis.call('ZADD', G_ENDED, 'NX', ended_at + stored_retention(h[10]), sid)
 end
-local history_key = P_HISTORY .. username
 if not redis.call('LPOS', history_key, sid) then
+  local history_ttl = redis.call('TTL', history_key)
   redis.call('RPUSH', history_key, sid)
   redis.call('LTRIM', history_key, 0, HISTORY_MAX - 1)
-  redis.call('EXPIRE', history_key, HISTORY_TTL)
+  extend_ttl(history_key, HISTORY_TTL, history_ttl)
 end
 return added

@@ -9,4 +9,6 @@ end
 if ACTOR == '' then
   return redis.error_reply('ERR audit: an actor is required')
 end
+local bad = check_emit()
+if bad then return redis.error_reply(bad) end
 return emit(kind, '', '', '', ACTOR, {ip = ip or ''})

@@ -1,8 +1,15 @@
 -- Shared prelude of every sessionwatch write script (prepended by core/scripts.py).
--- KEYS: the global keys of Schema.global_keys(), then the per-minute counters.
--- ARGV: channel, the four key prefixes of Schema.lua_layout(), now, the policy
---       values of ops.policy_args(), actor; then the operation's own arguments.
+-- KEYS: the global keys of Schema.global_keys(), the per-minute keys, the overview keys,
+--       the settings hash (Schema.settings), then (login only) the anonymous keys.
+-- ARGV: channel, the four key prefixes of Schema.lua_layout(), now (empty: read the Redis
+--       server's clock), the policy values of ops.policy_args(), actor; then the
+--       operation's own arguments.
 -- Per-session and per-user key names are built only from those prefixes.
+
+-- Effects replication, so a script that read TIME may write afterwards on Redis 6.2
+-- (Redis 7 always replicates effects; there the call does nothing).
+if redis.replicate_commands then redis.replicate_commands() end
+
 local G_EVENTS, G_SEQ, G_EXP, G_SEEN, G_LOGIN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local G_ENDED, G_SEARCH, G_APP, G_TYPE, G_MARKER = KEYS[6], KEYS[7], KEYS[8], KEYS[9], KEYS[10]
 local G_USER, G_APPLEX = KEYS[11], KEYS[12] -- lex sort indexes: '<user>\0<sid>', '<app>\0<sid>'
@@ -10,12 +17,19 @@ local K_LOGINS_MIN, K_ENDS_MIN, K_KINDS_MIN = KEYS[13], KEYS[14], KEYS[15]
 -- The overview (Schema.overview_keys): top addresses and users, kept up at login and end.
 local O_IP_SESS, O_IP_USERS, O_USER_SESS, O_USER_IPS = KEYS[16], KEYS[17], KEYS[18], KEYS[19]
 local O_PAIRS, O_SEEN, O_FLAGS = KEYS[20], KEYS[21], KEYS[22]
+-- Settings every writer shares (Schema.settings): the event-log cap.
+local G_SETTINGS = KEYS[23]
 -- Optional, login only: the anonymous session this login replaces, and the anonymous index.
-local K_ANON, K_ANON_IDX = KEYS[23], KEYS[24]
+local K_ANON, K_ANON_IDX = KEYS[24], KEYS[25]
 
 local CHANNEL = ARGV[1]
 local P_SESSION, P_CACHE, P_HISTORY, P_ACTIVE = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local NOW_S = ARGV[6]
+if NOW_S == '' then
+  -- One clock: expiry decisions follow the Redis server's clock, not the app server's.
+  local t = redis.call('TIME')
+  NOW_S = t[1] .. string.format('.%03d', math.floor(tonumber(t[2]) / 1000))
+end
 local NOW = tonumber(NOW_S)
 local EVENT_MAX = tonumber(ARGV[7])
 local RETENTION = tonumber(ARGV[8])
@@ -31,19 +45,96 @@ local OP = 17 -- index of the first operation argument
 
 local COUNTER_TTL = 7200
 
+-- An expired session nobody has swept yet keeps its hash at least this long after its
+-- expiry, so a sweep can still end it and take it out of the counters.
+local SWEEP_GRACE = 86400
+
 local function fmt(ts)
   return string.format('%.3f', ts)
 end
 
--- Milliseconds a session hash is kept: until it expires, then for the retention time.
-local function gc_ms(expires_at)
-  local ms = math.floor((expires_at - NOW + RETENTION) * 1000)
+-- Milliseconds a session hash is kept: until it expires, then for ``retention`` seconds.
+local function gc_ms(expires_at, retention)
+  local ms = math.floor((expires_at - NOW + (retention or RETENTION)) * 1000)
   if ms < 1000 then ms = 1000 end
   return ms
 end
 
+-- The policy a session was created under, stored as 'idle/absolute/retention' in its
+-- ``pol`` field. Sessions written before it existed, or by other apps, fall back to the
+-- caller's policy.
+local function stored_retention(pol)
+  local r = pol and tonumber(string.match(pol, '^%d+/%d+/(%d+)$'))
+  return r or RETENTION
+end
+
+-- Per-user keys are shared by every app writing this Redis: their TTL is only ever
+-- extended, never shortened, and a key someone made persistent stays persistent.
+-- ``before`` is the key's TTL read before this script touched it (-2: it did not exist).
+local function extend_ttl(key, ttl, before)
+  if before == -2 or (before >= 0 and before < ttl) then redis.call('EXPIRE', key, ttl) end
+end
+
+-- All or nothing. Lua has no rollback, so each script checks every key it will write
+-- (type, and the integers that INCR/HINCRBY will change) before its first write, and
+-- refuses with an SWDATA error naming the key. Commands that cannot fail on another
+-- type (SET, DEL, EXPIRE, PUBLISH) need no check.
+local function refuse(key, problem)
+  return 'SWDATA ' .. string.sub(key, 1, 200) .. ' ' .. problem .. '; nothing was changed'
+end
+
+local function kind_of(key)
+  return redis.call('TYPE', key)['ok']
+end
+
+-- ``list`` alternates key and wanted type; absent keys are fine.
+local function check_types(list)
+  for i = 1, #list, 2 do
+    local t = kind_of(list[i])
+    if t ~= 'none' and t ~= list[i + 1] then
+      return refuse(list[i], 'is a ' .. t .. ', not a ' .. list[i + 1])
+    end
+  end
+  return nil
+end
+
+local function is_int(v)
+  return #v <= 18 and string.match(v, '^%-?%d+$') ~= nil
+end
+
+-- A string that INCR will change: absent, or an integer.
+local function check_counter(key)
+  local v = redis.pcall('GET', key)
+  if type(v) == 'table' then return refuse(key, 'is a ' .. kind_of(key) .. ', not a string') end
+  if v and not is_int(v) then return refuse(key, 'does not hold an integer') end
+  return nil
+end
+
+-- A hash field that HINCRBY will change: absent, or an integer.
+local function check_counter_field(key, field)
+  if not field or field == '' then return nil end
+  local v = redis.pcall('HGET', key, field)
+  if type(v) == 'table' then return refuse(key, 'is a ' .. kind_of(key) .. ', not a hash') end
+  if v and not is_int(v) then return refuse(key, 'field ' .. field .. ' does not hold an integer') end
+  return nil
+end
+
+-- What emit() writes: the event log, its sequence, and (when trimming) the settings hash.
+local function check_emit()
+  return check_types({G_EVENTS, 'list', G_SETTINGS, 'hash'}) or check_counter(G_SEQ)
+end
+
+-- The event-log cap is one setting stored in Redis, shared by every writer. The first
+-- writer that trims stores its policy's value if none is set yet.
+local function event_cap()
+  local v = tonumber(redis.call('HGET', G_SETTINGS, 'event_log_max'))
+  if v and v >= 1 and v < 1e12 then return math.floor(v) end
+  redis.call('HSETNX', G_SETTINGS, 'event_log_max', EVENT_MAX)
+  return EVENT_MAX
+end
+
 -- The event log is trimmed once every TRIM_EVERY events rather than on each one, so it
--- holds between EVENT_MAX and EVENT_MAX + TRIM_EVERY - 1 lines: one command less per change.
+-- holds between the cap and the cap + TRIM_EVERY - 1 lines: one command less per change.
 local TRIM_EVERY = 64
 
 -- Appends one event and publishes it. ``body`` is the event as a JSON object without
@@ -52,7 +143,7 @@ local function emit_body(body)
   local seq = redis.call('INCR', G_SEQ)
   local line = '{"seq":' .. seq .. ',' .. string.sub(body, 2)
   redis.call('LPUSH', G_EVENTS, line)
-  if seq % TRIM_EVERY == 0 then redis.call('LTRIM', G_EVENTS, 0, EVENT_MAX - 1) end
+  if seq % TRIM_EVERY == 0 then redis.call('LTRIM', G_EVENTS, 0, event_cap() - 1) end
   redis.call('PUBLISH', CHANNEL, line)
   return seq
 end
@@ -66,9 +157,10 @@ local function emit(kind, sid, username, app, actor, extra)
   return emit_body(cjson.encode(ev))
 end
 
--- Fields of the session hash that the cache summary carries, read in one HMGET.
+-- Fields of the session hash that the cache summary carries, read in one HMGET (the
+-- policy comes last: summary() does not use it).
 local SUMMARY_FIELDS = {'username', 'app', 'type', 'ip', 'status', 'login_time', 'last_seen',
-  'expires_at', 'email', 'department', 'end_reason'}
+  'expires_at', 'email', 'department', 'end_reason', 'pol'}
 
 -- The compact summary kept in cache:session:<sid>, from values already read (v[i] is
 -- SUMMARY_FIELDS[i]).
@@ -137,7 +229,35 @@ end
 -- comeback anomaly rule looks for users an admin logged out everywhere).
 local END_SCOPE = nil
 
--- Ends one session once. Returns true if this call ended it.
+-- What the overview counts change: for a session of ``username`` from ``ip``.
+local function check_overview(username, ip)
+  local bad = check_types({O_USER_SESS, 'zset', O_IP_SESS, 'zset', O_IP_USERS, 'zset',
+    O_USER_IPS, 'zset', O_PAIRS, 'hash', O_SEEN, 'set'})
+  if bad or not ip or ip == '' then return bad end
+  return check_counter_field(O_PAIRS, ip .. '|' .. username)
+end
+
+-- What end_session may write whatever the session: check once per script.
+local function check_end_globals()
+  return check_types({G_EXP, 'zset', G_SEEN, 'zset', G_LOGIN, 'zset', G_ENDED, 'zset',
+    G_USER, 'zset', G_APPLEX, 'zset', K_KINDS_MIN, 'hash'}) or check_counter(K_ENDS_MIN) or check_emit()
+    or check_counter_field(K_KINDS_MIN, 'expired') or check_counter_field(K_KINDS_MIN, 'logout')
+    or check_counter_field(K_KINDS_MIN, 'admin_logout') or check_counter_field(K_KINDS_MIN, 'evicted')
+    or check_counter_field(K_KINDS_MIN, 'replaced')
+end
+
+-- What end_session writes for this session: its user's active set, the counters of its
+-- app and type and the overview. Call check_end_globals() too. A session key of another
+-- type is not a session: end_session leaves it alone, so it needs no check here.
+local function check_end_session(sid)
+  local v = redis.pcall('HMGET', P_SESSION .. sid, 'username', 'app', 'type', 'ip')
+  if v.err or not v[1] then return nil end
+  return check_types({P_ACTIVE .. v[1], 'set'}) or check_counter_field(G_APP, v[2])
+    or check_counter_field(G_TYPE, v[3]) or check_overview(v[1], v[4])
+end
+
+-- Ends one session once. Returns true if this call ended it. The caller has checked
+-- check_end_globals() and check_end_session(sid) first.
 local function end_session(sid, reason, kind, actor)
   local skey = P_SESSION .. sid
   local v = redis.pcall('HMGET', skey, unpack(SUMMARY_FIELDS))
@@ -152,11 +272,13 @@ local function end_session(sid, reason, kind, actor)
   if status and status ~= 'active' then
     return false
   end
+  local retention = stored_retention(v[12])
   redis.call('HSET', skey, 'status', 'inactive', 'logout_time', NOW_S, 'end_reason', reason,
     'ended_by', actor)
-  redis.call('PEXPIRE', skey, gc_ms(NOW))
+  redis.call('PEXPIRE', skey, gc_ms(NOW, retention))
   redis.call('SREM', P_ACTIVE .. username, sid)
-  redis.call('ZADD', G_ENDED, NOW, sid)
+  -- idx:ended is scored by when the session may be purged, under its own retention.
+  redis.call('ZADD', G_ENDED, NOW + retention, sid)
   if indexed then
     adjust_counter(G_APP, app, -1)
     adjust_counter(G_TYPE, stype, -1)

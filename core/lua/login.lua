@@ -10,21 +10,63 @@ local skey = P_SESSION .. sid
 if redis.call('EXISTS', skey) == 1 then
   return redis.error_reply('SIDCOLLISION session id already exists')
 end
-local fields = {}
-for i = OP + 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+local active_key = P_ACTIVE .. username
+local history_key = P_HISTORY .. username
+
+-- Every precondition before the first write.
+local bad = check_types({active_key, 'set', history_key, 'list', G_EXP, 'zset', G_SEEN, 'zset',
+  G_LOGIN, 'zset', G_SEARCH, 'zset', G_USER, 'zset', G_APPLEX, 'zset', K_KINDS_MIN, 'hash'}) or check_emit()
+  or check_counter(K_LOGINS_MIN) or check_counter_field(G_APP, app)
+  or check_counter_field(G_TYPE, stype) or check_overview(username, ip)
+  or check_counter_field(K_KINDS_MIN, 'login') or check_counter_field(K_KINDS_MIN, 'new_user')
+if bad then return redis.error_reply(bad) end
+
+-- Per-user cap, decided before writing: stale members are dropped, expired ones ended,
+-- then the oldest beyond the cap.
+local stale, expired, evict = {}, {}, {}
+if MAX_SESSIONS > 0 and redis.call('SCARD', active_key) + 1 > MAX_SESSIONS then
+  local live = {}
+  for _, m in ipairs(redis.call('SMEMBERS', active_key)) do
+    local h = redis.pcall('HMGET', P_SESSION .. m, 'status', 'expires_at', 'login_time')
+    if h.err or (not h[1] and not h[3]) then
+      stale[#stale + 1] = m
+    elseif h[1] and h[1] ~= 'active' then
+      stale[#stale + 1] = m
+    elseif h[2] and tonumber(h[2]) and tonumber(h[2]) <= NOW then
+      expired[#expired + 1] = m
+    else
+      live[#live + 1] = {m, tonumber(h[3]) or 0}
+    end
+  end
+  local excess = #live + 1 - MAX_SESSIONS
+  if excess > 0 then
+    table.sort(live, function(a, b)
+      if a[2] == b[2] then return a[1] < b[1] end
+      return a[2] < b[2]
+    end)
+    for i = 1, excess do evict[#evict + 1] = live[i][1] end
+  end
+  if #expired + #evict > 0 then
+    bad = check_end_globals()
+    for _, m in ipairs(expired) do bad = bad or check_end_session(m) end
+    for _, m in ipairs(evict) do bad = bad or check_end_session(m) end
+    if bad then return redis.error_reply(bad) end
+  end
+end
+
 -- SADD comes first on purpose: a user whose ACL may end sessions but not create them
 -- (the admin dashboard) is refused here, before anything is written (Lua has no rollback).
-local active_key = P_ACTIVE .. username
+local active_ttl = redis.call('TTL', active_key)
 redis.call('SADD', active_key, sid)
-redis.call('EXPIRE', active_key, USER_TTL)
-redis.call('HSET', skey, unpack(fields))
-redis.call('PEXPIRE', skey, gc_ms(exp))
-local history_key = P_HISTORY .. username
+extend_ttl(active_key, USER_TTL, active_ttl)
+redis.call('HSET', skey, unpack(ARGV, OP + 8))
+redis.call('PEXPIRE', skey, gc_ms(exp, math.max(RETENTION, SWEEP_GRACE)))
+local history_ttl = redis.call('TTL', history_key)
 local history_len = redis.call('LPUSH', history_key, sid)
 if history_len > HISTORY_MAX then
   redis.call('LTRIM', history_key, 0, HISTORY_MAX - 1)
 end
-redis.call('EXPIRE', history_key, HISTORY_TTL)
+extend_ttl(history_key, HISTORY_TTL, history_ttl)
 
 redis.call('ZADD', G_EXP, exp, sid)
 redis.call('ZADD', G_SEEN, NOW, sid)
@@ -52,35 +94,12 @@ redis.call('SET', P_CACHE .. sid, cache_json, 'EX', CACHE_TTL)
 drop_anonymous()
 emit_body(event_body)
 
--- Per-user cap: drop stale members, end expired ones, then the oldest beyond the cap.
 local ended = {}
-if MAX_SESSIONS > 0 and redis.call('SCARD', active_key) > MAX_SESSIONS then
-  local live = {}
-  for _, m in ipairs(redis.call('SMEMBERS', active_key)) do
-    if m ~= sid then
-      local h = redis.pcall('HMGET', P_SESSION .. m, 'status', 'expires_at', 'login_time')
-      if h.err or (not h[1] and not h[3]) then
-        redis.call('SREM', active_key, m)
-      elseif h[1] and h[1] ~= 'active' then
-        redis.call('SREM', active_key, m)
-      elseif h[2] and tonumber(h[2]) and tonumber(h[2]) <= NOW then
-        end_session(m, 'expired', 'expired', 'system')
-      else
-        live[#live + 1] = {m, tonumber(h[3]) or 0}
-      end
-    end
-  end
-  local excess = #live + 1 - MAX_SESSIONS
-  if excess > 0 then
-    table.sort(live, function(a, b)
-      if a[2] == b[2] then return a[1] < b[1] end
-      return a[2] < b[2]
-    end)
-    local reason = 'evicted'
-    if MAX_SESSIONS == 1 then reason = 'replaced' end
-    for i = 1, excess do
-      if end_session(live[i][1], reason, reason, ACTOR) then ended[#ended + 1] = live[i][1] end
-    end
-  end
+for _, m in ipairs(stale) do redis.call('SREM', active_key, m) end
+for _, m in ipairs(expired) do end_session(m, 'expired', 'expired', 'system') end
+local reason = 'evicted'
+if MAX_SESSIONS == 1 then reason = 'replaced' end
+for _, m in ipairs(evict) do
+  if end_session(m, reason, reason, ACTOR) then ended[#ended + 1] = m end
 end
 return ended

@@ -4,9 +4,13 @@
 local sid = ARGV[OP]
 local skey = P_SESSION .. sid
 local h = redis.pcall('HMGET', skey, 'username', 'status', 'expires_at', 'app')
-if h.err or not h[1] then return 0 end
+if h.err then return redis.error_reply(refuse(skey, 'is a ' .. kind_of(skey) .. ', not a hash')) end
+if not h[1] then return 0 end
 if h[2] and h[2] ~= 'active' then return 0 end
-if h[3] and tonumber(h[3]) and tonumber(h[3]) <= NOW then return 0 end
+local exp = h[3] and tonumber(h[3])
+if exp and (exp ~= exp or exp <= NOW) then return 0 end
+local bad = check_emit()
+if bad then return redis.error_reply(bad) end
 local actor = ACTOR
 if actor == '' then actor = h[1] end
 local fields, names = {}, {}
