@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from core import AsyncSessionStore, ConnectOptions, Policy, SessionStore, StoreError, StoreUnavailable
+from core.counters import counter_drift
 from core.embedded import RedisServer
 from core.feed import EventFeed, Resync
 from core.model import Event, parse_event
@@ -167,6 +168,7 @@ def test_crash_under_load_loses_no_acknowledged_login(server: RedisServer) -> No
         for sid in members:
             pipe.exists(s.session(sid))
         assert all(pipe.execute()), f"{idx} points to a missing session"
+    assert counter_drift(raw, s) == []  # the counters equal the truth after the crash
     # The live feed came back after the restart and delivered the log with no gap/duplicate.
     head = parse_event(raw.lindex(s.events, 0)).seq
     wait_until(lambda: any(isinstance(x, Event) and x.seq == head for x in items), timeout=10)
@@ -209,6 +211,7 @@ def test_expiry_with_no_events_among_many_long_ttl_keys() -> None:
         for i in range(40):
             assert raw.smembers(s.user_active(f"s{i}")) == set()
         assert long.stats().by_app == {"crm": 50}
+        assert counter_drift(raw, s) == []
         short.close()
         long.close()
 

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule, run_state_machine_as_test
 
 from core import Policy, SessionNotFound, SessionStore
+from core.counters import counter_drift
 from core.model import parse_event
 from tests.conftest import FakeClock
 
@@ -171,6 +172,7 @@ class StoreMachine(RuleBasedStateMachine):
             assert raw.smembers(s.user_active(user)) == {m.sid for m in active if m.username == user}
         assert {k: int(v) for k, v in raw.hgetall(s.stats_app).items()} == dict(Counter(m.app for m in active))
         assert {k: int(v) for k, v in raw.hgetall(s.stats_type).items()} == dict(Counter(m.type for m in active))
+        assert counter_drift(raw, s) == []
         for m in self.model.values():
             got = self.store.get(m.sid)
             if m.purged:
