@@ -189,6 +189,18 @@ def test_remember_me_restores_a_user_after_admin_logout_with_a_fresh_session(sto
     assert client.get("/private").json["sid"] == second
 
 
+def test_logout_with_remember_me_clears_the_remember_cookie_too(store):
+    """Flask-Login's note to delete its cookie survives the logout's clean start."""
+    client = make_app(store).test_client()
+    log_in(client, remember=True)
+    assert cookie(client, "remember_token")
+    resp = client.get("/logout")
+    assert any(h.startswith("remember_token=;") for h in resp.headers.getlist("Set-Cookie"))
+    assert cookie(client, "remember_token") is None
+    assert client.get("/private").status_code == 302  # not restored
+    assert store.stats().active == 0
+
+
 def test_remember_me_restores_a_user_after_idle_expiry(make_store, clock):
     store = make_store(policy=Policy(idle_ttl=600))
     client = make_app(store).test_client()
