@@ -17,7 +17,7 @@ from .errors import NotReplicated
 from .plans import Context
 from .policy import Policy
 from .schema import Schema
-from .scripts import WRITE_SCRIPTS, all_scripts
+from .scripts import REPLICATED_SCRIPTS, all_scripts
 
 
 class StoreAPI:
@@ -89,9 +89,10 @@ class StoreAPI:
         return self._run(functions.install(self.ctx))
 
     def _replica_acks(self, request: plans.Script) -> int:
-        """Replicas to ``WAIT`` for after ``request``: write scripts only (a throttled touch
-        in ``validate`` is not worth a replication round), and only when the policy asks."""
-        return self.ctx.policy.replica_acks if request.name in WRITE_SCRIPTS else 0
+        """Replicas to ``WAIT`` for after ``request``: user-session writes only (a throttled
+        touch in ``validate`` and anonymous data are not worth a replication round), and
+        only when the policy asks."""
+        return self.ctx.policy.replica_acks if request.name in REPLICATED_SCRIPTS else 0
 
     def target(self) -> dict[str, Any]:
         """Where this store points (host, port or path, db, user); never the password."""

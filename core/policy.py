@@ -42,9 +42,11 @@ class Policy:
     user_key_ttl_factor: float = 1.5
     """TTL of the per-user active set, as a multiple of ``idle_ttl``, refreshed on use."""
     replica_acks: int = 0
-    """After each write script, ``WAIT`` for this many replicas (in the same round trip) and
-    raise :class:`~core.errors.NotReplicated` if fewer confirm: acknowledged writes then
-    survive a failover. 0 keeps Redis's asynchronous replication."""
+    """After each write to a user session (login, logout, profile, web-framework data saved
+    in a logged-in session, ...), ``WAIT`` for this many replicas (in the same round trip)
+    and raise :class:`~core.errors.NotReplicated` if fewer confirm: acknowledged writes
+    then survive a failover. 0 keeps Redis's asynchronous replication. Anonymous sessions
+    (data kept before login) stay asynchronous: a failover may lose their latest change."""
     replica_timeout_ms: int = 1000
     """How long ``WAIT`` may block for ``replica_acks``."""
     anonymous_idle_ttl: int = 1800

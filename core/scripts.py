@@ -10,6 +10,10 @@ from importlib import resources
 WRITE_SCRIPTS = ("login", "logout", "logout_user", "update_profile", "sweep", "adopt", "audit", "adopt_batch",
                  "flag")
 STANDALONE_SCRIPTS = ("validate", "anon_read", "anon_save", "anon_end", "session_data")
+REPLICATED_SCRIPTS = frozenset((*WRITE_SCRIPTS, "session_data"))
+"""Scripts followed by ``WAIT`` when ``Policy.replica_acks`` asks: every write to a user
+session, its web-framework data included. Anonymous sessions' writes are left out (data
+kept before login is cheap to lose, and pays no replication round trip)."""
 
 
 def _read(name: str) -> str:

@@ -171,6 +171,33 @@ def test_replica_acks_refuses_to_acknowledge_an_unreplicated_write(real_url: str
         assert store.stats().active == 1
 
 
+def test_replica_acks_covers_session_data_but_not_anonymous_data(real_url: str) -> None:
+    """Web-framework data saved in a user session waits for replicas like every other
+    user-session write; anonymous data (before login) stays asynchronous, by design."""
+    with SessionStore.from_url(real_url) as plain:
+        session, token = plain.login("dave", app="crm")
+    with SessionStore.from_url(real_url, policy=Policy(replica_acks=1, replica_timeout_ms=50)) as store:
+        with pytest.raises(NotReplicated, match="0 of 1 replicas"):
+            store.save_data(session.sid, {"cart": "[1]"})
+        assert store.validate(token).metadata["d:cart"] == "[1]"  # reached the master
+        saved = store.save_anonymous(None, {"csrf": '"x"'}, app="crm")
+        assert store.read_anonymous(saved.token).data == {"csrf": '"x"'}
+
+
+async def test_replica_acks_covers_session_data_async(real_url: str) -> None:
+    plain = AsyncSessionStore.from_url(real_url)
+    store = AsyncSessionStore.from_url(real_url, policy=Policy(replica_acks=1, replica_timeout_ms=50))
+    try:
+        session, _ = await plain.login("erin", app="crm")
+        with pytest.raises(NotReplicated, match="0 of 1 replicas"):
+            await store.save_data(session.sid, {"cart": "[2]"})
+        saved = await store.save_anonymous(None, {"csrf": '"y"'}, app="crm")
+        assert saved.token is not None
+    finally:
+        await plain.close()
+        await store.close()
+
+
 async def test_replica_acks_async_through_sentinel(sentinel_url: str) -> None:
     store = AsyncSessionStore.from_url(sentinel_url, policy=Policy(replica_acks=1))
     try:
