@@ -324,8 +324,11 @@ class SessionWatchApp(App[None]):
         """One health round: ping + stats + server info (+ a bounded sweep). Constant cost."""
         try:
             health = self.source.health(sweep=sweep)
-            self.post_message(Polled(stats=health.stats, server=health.server, latency_ms=health.latency_ms,
-                                     panel=""))
+            msg = Polled(stats=health.stats, server=health.server, latency_ms=health.latency_ms, panel="")
+            if self.use_feed:
+                with contextlib.suppress(StoreError):  # an unreadable log is the feed's to report
+                    msg.log_head, msg.log_checked = self.store.event_head(), True
+            self.post_message(msg)
         except StoreError as exc:
             self.post_message(PollFailed(str(exc)))
         except Exception as exc:  # a bug must not stop polling forever
@@ -337,6 +340,8 @@ class SessionWatchApp(App[None]):
             return
         self.poll_count += 1
         self.model.poll_succeeded(msg.stats, msg.server, msg.latency_ms)
+        if msg.log_checked:
+            self.model.check_liveness(msg.log_head, time.monotonic())
         self._poll_done(self.model.quiet_delay(self.refresh_interval, msg.stats))
         self._show_status()
 
@@ -419,6 +424,7 @@ class SessionWatchApp(App[None]):
         refresh = False
         for item in items:
             if isinstance(item, Event):
+                self.model.feed_delivered(item.raw)
                 if self.model.add_event(item):
                     fresh.append(item)
                     refresh = refresh or item.kind in SESSION_KINDS

@@ -21,6 +21,9 @@ class Polled(Message):
     total: int = 0
     cache: list[CacheEntry] = field(default_factory=list)
     note: str = ""
+    log_head: str | None = None
+    """The event log's newest line when polled (``log_checked``), to check the live feed."""
+    log_checked: bool = False
 
 
 @dataclass

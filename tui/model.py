@@ -247,22 +247,57 @@ class DashboardModel:
     descending: bool = True
     event_filter: str = ""
     failures: int = 0
+    feed_stalled: bool = False
+    stall_after: float = 5.0
+    """Seconds a log line may stay undelivered by the live feed before it counts as stalled."""
 
     def __post_init__(self) -> None:
         self.events = deque(maxlen=self.max_events)
         self._seen: dict[int, str] = {}
+        self._delivered: dict[str, None] = {}
+        self._lagging: tuple[str, float] | None = None
 
     # connection
     @property
     def connected(self) -> bool:
-        return self.poll_ok is True and self.feed_ok is not False
+        """Polls answer, and the live feed is up and not stalled: it delivered the newest
+        line of the event log, or that line is not older than ``stall_after`` seconds
+        in the dashboard's eyes (checked against the log by every poll)."""
+        return self.poll_ok is True and self.feed_ok is not False and not self.feed_stalled
 
     @property
     def state(self) -> str:
-        """``connecting`` before the first answer, then ``connected`` or ``reconnecting``."""
+        """``connecting`` before the first answer, then ``connected``, ``stalled`` (the
+        log holds a line the live feed has not delivered for ``stall_after`` seconds) or
+        ``reconnecting``."""
         if self.poll_ok is None and self.feed_ok is None:
             return "connecting"
+        if self.poll_ok is True and self.feed_ok is not False and self.feed_stalled:
+            return "stalled"
         return "connected" if self.connected else "reconnecting"
+
+    # liveness of the feed, checked against the log
+    def feed_delivered(self, raw: str) -> None:
+        """The live feed handed over this log line."""
+        self._delivered[raw] = None
+        if len(self._delivered) > 4 * self.max_events:
+            del self._delivered[next(iter(self._delivered))]
+
+    def check_liveness(self, head: str | None, now: float) -> bool:
+        """Compare the log's newest line (read by a poll) with what the feed delivered.
+        A line still undelivered ``stall_after`` seconds after a poll first saw it means
+        the feed is stalled. Returns whether the stalled state changed."""
+        was = self.feed_stalled
+        if head is None or head in self._delivered or self.feed_ok is not True:
+            self._lagging = None
+        elif self._lagging is None or self._lagging[0] in self._delivered:
+            self._lagging = (head, now)  # a new line to watch (the previous one arrived)
+        self.feed_stalled = self._lagging is not None and now - self._lagging[1] >= self.stall_after
+        if self.feed_stalled:
+            self.detail = f"the event log has lines the live feed has not delivered for {self.stall_after:g}s"
+        elif was and self.feed_ok is not False and self.poll_ok is not False:
+            self.detail = ""
+        return was != self.feed_stalled
 
     def poll_succeeded(self, stats: Stats, server: ServerInfo, latency_ms: float | None) -> None:
         self.poll_ok, self.stats, self.server, self.latency_ms = True, stats, server, latency_ms
@@ -292,7 +327,7 @@ class DashboardModel:
         else:
             self.quiet_polls += 1
         self.last_stats = stats
-        if not self.feed_ok:
+        if not self.feed_ok or self._lagging is not None:
             return interval
         return interval * min(cap_factor, 2 ** self.quiet_polls)
 
@@ -360,9 +395,10 @@ class DashboardModel:
         if self.paused:
             parts.append(("PAUSED", "paused"))
         state = self.state
-        label = {"connected": "● connected", "reconnecting": "○ reconnecting", "connecting": "… connecting"}
-        parts.append((label[state], state))
-        if state == "reconnecting" and self.detail:
+        label = {"connected": "● connected", "reconnecting": "○ reconnecting", "connecting": "… connecting",
+                 "stalled": "○ live feed stalled"}
+        parts.append((label[state], "reconnecting" if state == "stalled" else state))
+        if state in ("reconnecting", "stalled") and self.detail:
             parts.append((clean(self.detail, 60), "detail"))
         parts.append((clean(self.target, 120), "target"))
         if self.server.version:
