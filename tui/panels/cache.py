@@ -15,7 +15,7 @@ from textual.widgets import Input, Static
 
 from core import CacheEntry, StoreError
 
-from ..model import CACHE_COLUMNS, PAGE_SIZE, cache_row
+from ..model import CACHE_COLUMNS, PAGE_SIZE, cache_row, clean
 from ..widgets.table import SessionTable
 from .base import FilterInput, Panel
 
@@ -71,7 +71,7 @@ class CachePanel(Panel):
             rows = [r for r in rows if needle in " ".join(r[1]).casefold()]
         self.query_one(SessionTable).sync(rows)
         text = f"{len(rows)} cache entries (newest activity first, one page of {PAGE_SIZE})"
-        self.query_one("#cache-info", Static).update(Text(error[:100] if error else text))
+        self.query_one("#cache-info", Static).update(Text(clean(error, 100) if error else text))
 
     def action_filter(self) -> None:
         self.query_one(FilterInput).focus()
