@@ -76,7 +76,7 @@ def plant(raw: redis.Redis, store: SessionStore, now: float) -> list[str]:
             for key in (s.idx_seen, s.idx_login, s.idx_expiry):
                 raw.zadd(key, {b(sid): now - i})
         else:
-            raw.zadd(s.idx_ended, {b(sid): now - i})
+            raw.zadd(s.idx_ended, {b(sid): now + 30 * 86400})  # scored by purge time
         raw.zadd(s.idx_search, {b(f"u:{text}"): 0})
         raw.rpush(b(s.user_sessions(text)), b(sid))
         raw.hset(s.stats_app, b(text), 1)

@@ -86,7 +86,7 @@ def plant_hostile(store: SessionStore, now: float) -> dict[str, str]:
                                       "status": "inactive", "end_reason": HOSTILE["clear"],
                                       "ended_by": HOSTILE["click"], "login_time": now - 100,
                                       "logout_time": now - 50})
-    r.zadd(s.idx_ended, {b(ended): now - 50})
+    r.zadd(s.idx_ended, {b(ended): now + 30 * 86400})  # scored by when retention purges it
     # a session whose cache key has the wrong type: its detail says "cannot load session"
     broken = f"{HOSTILE['clear'][:6]}broken"
     r.hset(s.session(broken), mapping={"username": "broken", "status": "active", "expires_at": now + 600})
@@ -94,6 +94,7 @@ def plant_hostile(store: SessionStore, now: float) -> dict[str, str]:
         r.zadd(key, {broken: now - 100})
     r.hset(s.cache(broken), mapping={"x": "1"})
     sids["broken"] = broken
+    sids["ended"] = ended
     return sids
 
 
@@ -130,7 +131,9 @@ async def test_hostile_text_everywhere_never_reaches_the_terminal(make_store, cl
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: len(sids_in(app, "active")) == n, timeout=10)
         await wait_for(pilot, lambda: "CLICKME" in screen_text(app))
-        for key in ("2", "3", "4"):
+        await pilot.press("2")
+        await wait_for(pilot, lambda: sids["ended"] in sids_in(app, "inactive"))
+        for key in ("3", "4"):
             await pilot.press(key)
             await pilot.pause(0.2)
         await wait_for(pilot, lambda: len(sids_in(app, "cache")) >= len(HOSTILE))
@@ -201,8 +204,8 @@ async def test_malformed_session_values_are_listed_with_a_problem(make_store, cl
     panel = "inactive" if fields["status"] == "inactive" else "active"
     keys = (store.schema.idx_ended,) if panel == "inactive" else (
         store.schema.idx_seen, store.schema.idx_login, store.schema.idx_expiry)
-    for key in keys:
-        store.client.zadd(key, {sid: now})
+    for key in keys:  # the ended index is scored by when retention purges the session
+        store.client.zadd(key, {sid: now + (30 * 86400 if panel == "inactive" else 0)})
     store.client.set(store.schema.cache(sid), '{"username": "c", "login_time": 1e400, "last_seen": NaN}')
     store.client.lpush(store.schema.events, json.dumps({"seq": 99, "kind": "login", "ts": 1e300,
                                                         "username": case}))
