@@ -55,7 +55,8 @@ READ_COMMANDS = [
     ("sessions",), ("sessions", "--json"), ("sessions", "--status", "inactive"),
     ("sessions", "--status", "inactive", "--json"), ("sessions", "--all"), ("sessions", "--sort", "expires_at"),
     ("events", "--limit", "200"), ("events", "--limit", "200", "--json"), ("stats",), ("stats", "--json"),
-    ("health",), ("export",),
+    ("health",), ("export",), ("sessions", "--anonymous"), ("sessions", "--anonymous", "--json"),
+    ("anomalies",), ("anomalies", "--json"),
 ]
 
 
@@ -84,6 +85,10 @@ def plant(raw: redis.Redis, store: SessionStore, now: float) -> list[str]:
         raw.lpush(s.events, json.dumps({"seq": 900 + i, "ts": now, "kind": text, "sid": sid, "username": text,
                                         "app": text, "actor": text, "ip": text, "reason": text, text: text}))
         raw.lpush(s.events, b(f"plain {name}: {text}"))
+        aid = f"{text[:30] if name != 'badutf8' else 'bad'}anon{i:02d}"
+        raw.hset(b(s.anonymous(aid)), mapping={b("app"): b(text), b("created_at"): b(text),
+                                               b("last_seen"): now, b(f"d:{text[:20]}"): b(text)})
+        raw.zadd(s.idx_anonymous, {b(aid): now + 600})
     return sids
 
 
@@ -103,6 +108,8 @@ def test_every_read_command_prints_hostile_text_only_escaped(capsys, redis_url, 
                 strict(line)
     code, out, err = run(capsys, redis_url, "sessions", "--user", HOSTILE["click"])
     assert code == 0 and "[@click=app.quit]CLICKME[/]" in out
+    code, out, err = run(capsys, redis_url, "sessions", "--anonymous")
+    assert code == 0 and "\\x1b]52;" in out and "\\u202e" in out  # aid and app of visitors' sessions
     code, out, err = run(capsys, redis_url, "events", "--limit", "200")
     assert "\\x1b]52;c;" in out and "\\u202e" in out and "\\x00byte" in out
 

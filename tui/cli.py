@@ -376,7 +376,7 @@ def _anonymous_sessions(args: argparse.Namespace) -> int:
             print(to_json({"aid": a.aid[:8], "app": a.app, "created_at": a.created_at,
                            "last_seen": a.last_seen, "keys": len(a.data), "bytes": size}))
         else:
-            print(f"{a.aid[:8]:<10} {safe(a.app)[:16]:<16} {_when(a.created_at):<19} "
+            print(f"{_cell(a.aid[:8], 10)} {_cell(a.app, 16)} {_when(a.created_at):<19} "
                   f"{_when(a.last_seen):<19} {len(a.data):>4}  {size:>5}")
     return EXIT_OK
 
