@@ -1238,7 +1238,8 @@ def bulk_preflight(ctx: Context) -> Plan:
     s = ctx.schema
     sid, user = "0" * 36, "preflight"
     skey, akey, hkey = s.session(sid), s.user_active(user), s.user_sessions(user)
-    zsets = (s.idx_expiry, s.idx_seen, s.idx_login, s.idx_ended, s.idx_search)
+    zsets = (s.idx_expiry, s.idx_seen, s.idx_login, s.idx_ended, s.idx_search, s.idx_user, s.idx_app)
+    overview = (s.ov_ip_sessions, s.ov_ip_users, s.ov_user_sessions, s.ov_user_ips)
     # lower case: these are never run, only queued (and the ACL test's scan of the reads
     # core sends, which matches upper-case names, rightly leaves them out)
     queued: list[tuple[Any, ...]] = [
@@ -1247,7 +1248,10 @@ def bulk_preflight(ctx: Context) -> Plan:
         ("pexpire", skey, 1000), *[("zscore", k, sid) for k in zsets], *[("zadd", k, 0, sid) for k in zsets],
         ("sadd", akey, sid), ("ttl", akey), ("expire", akey, 1), ("lpos", hkey, sid), ("rpush", hkey, sid),
         ("ltrim", hkey, 0, 1), ("ttl", hkey), ("expire", hkey, 1), ("hincrby", s.stats_app, "x", 1),
-        ("hincrby", s.stats_type, "x", 1), ("set", s.marker, "1"),
+        ("hincrby", s.stats_type, "x", 1), ("set", s.marker, "1"), ("hget", s.stats_app, "x"),
+        *[("type", k) for k in (*overview, s.ov_pairs, s.ov_users_seen)],
+        *[("zincrby", k, 1, "x") for k in overview], ("hincrby", s.ov_pairs, "x", 1),
+        ("sadd", s.ov_users_seen, user),
     ]
     replies = yield Commands([("multi",), *queued, ("discard",)])
     if isinstance(replies[0], Exception):
@@ -1260,7 +1264,8 @@ def bulk_preflight(ctx: Context) -> Plan:
 
 
 PREFLIGHT_COMMANDS = frozenset({"type", "exists", "hmget", "pttl", "hset", "pexpire", "zscore", "zadd",
-                                "sadd", "ttl", "expire", "lpos", "rpush", "ltrim", "hincrby", "set"})
+                                "sadd", "ttl", "expire", "lpos", "rpush", "ltrim", "hincrby", "set", "hget",
+                                "zincrby"})
 """What :func:`bulk_preflight` queues; a test holds it to what ``adopt_batch.lua`` calls."""
 
 

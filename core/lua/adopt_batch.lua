@@ -9,7 +9,7 @@
 local mode, trust, count = ARGV[OP], ARGV[OP + 1] == '1', tonumber(ARGV[OP + 2])
 
 local function key_is(key, ...)
-  local t = redis.call('TYPE', key)['ok']
+  local t = kind_of(key)
   if t == 'none' then return true, t end
   for _, want in ipairs({...}) do
     if t == want then return true, t end
@@ -17,18 +17,11 @@ local function key_is(key, ...)
   return false, t
 end
 
-for _, k in ipairs({G_EXP, G_SEEN, G_LOGIN, G_ENDED, G_SEARCH, O_IP_SESS, O_IP_USERS, O_USER_SESS, O_USER_IPS}) do
-  local ok, t = key_is(k, 'zset')
-  if not ok then return redis.error_reply('WRONGTYPE ' .. k .. ' is a ' .. t .. ', not a sorted set') end
-end
-for _, k in ipairs({G_APP, G_TYPE, O_PAIRS}) do
-  local ok, t = key_is(k, 'hash')
-  if not ok then return redis.error_reply('WRONGTYPE ' .. k .. ' is a ' .. t .. ', not a hash') end
-end
-local ok_seen, t_seen = key_is(O_SEEN, 'set')
-if not ok_seen then return redis.error_reply('WRONGTYPE ' .. O_SEEN .. ' is a ' .. t_seen .. ', not a set') end
-local ok_marker, t_marker = key_is(G_MARKER, 'string')
-if not ok_marker then return redis.error_reply('WRONGTYPE ' .. G_MARKER .. ' is a ' .. t_marker) end
+local bad_global = check_types({G_EXP, 'zset', G_SEEN, 'zset', G_LOGIN, 'zset', G_ENDED, 'zset',
+  G_SEARCH, 'zset', G_USER, 'zset', G_APPLEX, 'zset', G_APP, 'hash', G_TYPE, 'hash', G_MARKER, 'string',
+  O_USER_SESS, 'zset', O_IP_SESS, 'zset', O_IP_USERS, 'zset', O_USER_IPS, 'zset', O_PAIRS, 'hash',
+  O_SEEN, 'set'})
+if bad_global then return redis.error_reply(bad_global) end
 
 -- A time as epoch seconds, or nil: NaN, infinities and text are not times. Millisecond
 -- and microsecond epochs (JavaScript apps write those) are recognised by their size.
@@ -41,13 +34,14 @@ local function epoch(v)
 end
 
 local FIELDS = {'username', 'status', 'app', 'type', 'ip', 'login_time', 'last_seen', 'expires_at',
-  'logout_time', 'max_expires_at'}
+  'logout_time', 'max_expires_at', 'pol'}
 
 -- Phase 1: read and check everything; decide what each record becomes.
 local plan, problems, skipped = {}, {}, 0
 local in_batch = {}
 local fresh = {} -- per-user keys that do not exist yet (this script creates them)
 local user_ok = {} -- per-user keys of the right type (or absent)
+local checked = {} -- app and type counters already checked
 local i = OP + 3
 for _ = 1, count do
   local sid = ARGV[i]
@@ -120,6 +114,13 @@ for _ = 1, count do
       r.exp = exp
     end
     r.ended_at = epoch(v[9]) or seen_t
+    r.retention = stored_retention(v[11])
+    -- the integers HINCRBY will change: this app's and type's counts, this address-user pair
+    local bad = (not checked[r.app] and check_counter_field(G_APP, r.app))
+      or (not checked[r.stype] and check_counter_field(G_TYPE, r.stype))
+      or (r.ip ~= '' and check_counter_field(O_PAIRS, r.ip .. '|' .. username))
+    if bad then return redis.error_reply(bad) end
+    checked[r.app], checked[r.stype] = true, true
     local akey, hkey = P_ACTIVE .. username, P_HISTORY .. username
     if fresh[akey] == nil then
       local ok1, t1 = key_is(akey, 'set')
@@ -146,7 +147,7 @@ local function score(x)
   return fmt(x)
 end
 
-local function extend_ttl(key, seconds)
+local function extend_user_ttl(key, seconds)
   -- per-user keys are shared with other writers: their TTL is only ever extended, and a
   -- key that has none keeps none unless this script created it
   local is_new = fresh[key]
@@ -163,7 +164,8 @@ end
 -- Index members are gathered and written with one command per index (and one SADD,
 -- RPUSH per user key) for the whole batch: most of a session's cost is per command.
 local by_app, by_type = {}, {}
-local search, seen, login, ended = {}, {}, {}, {}
+local search, seen, login, ended, users, apps = {}, {}, {}, {}, {}, {}
+local names = {}
 local actives, histories, akeys, hkeys = {}, {}, {}, {}
 local function add_to(map, order, key, sid)
   local list = map[key]
@@ -183,9 +185,10 @@ for _, r in ipairs(plan) do
     f[#f + 1] = 'max_expires_at'; f[#f + 1] = fmt(r.max_exp)
     redis.call('HSET', r.skey, unpack(f))
     if r.active then
-      redis.call('PEXPIRE', r.skey, gc_ms(r.exp))
+      -- kept past its expiry long enough for a sweep to end it and take it out of the counts
+      redis.call('PEXPIRE', r.skey, gc_ms(r.exp, math.max(r.retention, SWEEP_GRACE)))
     else
-      redis.call('PEXPIRE', r.skey, gc_ms(r.ended_at))
+      redis.call('PEXPIRE', r.skey, gc_ms(r.ended_at, r.retention))
     end
   end
   local n = #search
@@ -203,6 +206,8 @@ for _, r in ipairs(plan) do
       n = #seen
       seen[n + 1] = r.seen; seen[n + 2] = sid
       login[n + 1] = r.login; login[n + 2] = sid
+      users[n + 1] = 0; users[n + 2] = r.username .. '\0' .. sid
+      apps[n + 1] = 0; apps[n + 2] = r.app .. '\0' .. sid
       local list = add_to(actives, akeys, P_ACTIVE .. r.username, sid)
       local want = USER_TTL
       if mode ~= 'restore' then want = r.exp - NOW + USER_TTL end
@@ -210,9 +215,13 @@ for _, r in ipairs(plan) do
     end
   else
     n = #ended
-    ended[n + 1] = r.ended_at; ended[n + 2] = sid
+    -- scored by when it may be purged, under its own retention
+    ended[n + 1] = r.ended_at + r.retention; ended[n + 2] = sid
   end
-  redis.call('SADD', O_SEEN, r.username)
+  if not names[r.username] then
+    names[r.username] = true
+    names[#names + 1] = r.username
+  end
   local hkey = P_HISTORY .. r.username
   if fresh[hkey] or not redis.call('LPOS', hkey, sid) then add_to(histories, hkeys, hkey, sid) end
 end
@@ -220,20 +229,23 @@ if #search > 0 then redis.call('ZADD', G_SEARCH, unpack(search)) end
 if #seen > 0 then
   redis.call('ZADD', G_SEEN, 'NX', unpack(seen))
   redis.call('ZADD', G_LOGIN, 'NX', unpack(login))
+  redis.call('ZADD', G_USER, unpack(users))
+  redis.call('ZADD', G_APPLEX, unpack(apps))
 end
 if #ended > 0 then redis.call('ZADD', G_ENDED, 'NX', unpack(ended)) end
 for _, key in ipairs(akeys) do
   local list = actives[key]
   redis.call('SADD', key, unpack(list))
-  extend_ttl(key, list.ttl)
+  extend_user_ttl(key, list.ttl)
 end
 for _, key in ipairs(hkeys) do
   if redis.call('RPUSH', key, unpack(histories[key])) > HISTORY_MAX then
     redis.call('LTRIM', key, 0, HISTORY_MAX - 1)
   end
-  extend_ttl(key, HISTORY_TTL)
+  extend_user_ttl(key, HISTORY_TTL)
 end
 for app, k in pairs(by_app) do redis.call('HINCRBY', G_APP, app, k) end
 for stype, k in pairs(by_type) do redis.call('HINCRBY', G_TYPE, stype, k) end
+if #names > 0 then redis.call('SADD', O_SEEN, unpack(names)) end -- usernames seen, for the new-users rule
 if #plan > 0 then redis.call('SET', G_MARKER, '1') end
 return {#plan, skipped, problems}
