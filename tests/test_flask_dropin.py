@@ -386,8 +386,7 @@ def test_size_limit_names_the_key(make_store):
 
 def test_flask_cookie_defaults(store):
     client = make_app(store).test_client()
-    client.post("/cart/x")
-    header = client.post("/cart/y").headers["Set-Cookie"]
+    header = client.post("/cart/x").headers["Set-Cookie"]
     assert header.startswith("session=anon.") and "HttpOnly" in header and "Path=/" in header
     assert "Secure" not in header and "SameSite" not in header and "Expires" not in header
     assert "Domain" not in header and "Partitioned" not in header
@@ -435,6 +434,38 @@ def test_permanent_session_lifetime_and_refresh_each_request(make_store):
 
     app.config["SESSION_REFRESH_EACH_REQUEST"] = False
     assert "Set-Cookie" not in client.get("/read").headers
+
+
+def test_cookie_is_sent_again_only_when_it_changes(store):
+    """The cookie holds only the token: a data change alone sends no new cookie, a write
+    that never read the session leaves a permanent cookie's expiry alone (it is never
+    turned into a browser-session cookie), and turning ``permanent`` off sends it again."""
+    app = flask.Flask("plain")  # no Flask-Login nor CSRF: nothing else reads the session
+    SessionWatch(app, store)
+
+    @app.get("/cart/<item>")
+    def add(item):  # type: ignore[no-untyped-def]
+        flask.session["cart"] = [*flask.session.get("cart", []), item]
+        return "ok"
+
+    @app.get("/flag/<on>")
+    def flag(on):  # type: ignore[no-untyped-def]
+        flask.session.permanent = on == "on"
+        return "ok"
+
+    @app.get("/stamp")
+    def stamp():  # type: ignore[no-untyped-def]
+        flask.session["last"] = "x"
+        return "ok"
+
+    client = app.test_client()
+    assert client.get("/cart/x").headers["Set-Cookie"].startswith("session=anon.")
+    assert "Set-Cookie" not in client.get("/cart/y").headers
+    assert "Set-Cookie" not in client.get("/stamp").headers
+    assert "Expires=" in client.get("/flag/on").headers["Set-Cookie"]
+    assert "Set-Cookie" not in client.get("/stamp").headers  # blind write: expiry kept
+    assert "Expires=" not in client.get("/flag/off").headers["Set-Cookie"]
+    assert store.read_anonymous(cookie(client)).data["last"] == '"x"'
 
 
 # --- cost ----------------------------------------------------------------------------------------

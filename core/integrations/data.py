@@ -182,18 +182,50 @@ class LazyDict(dict):  # type: ignore[type-arg]
         return (dict, (self.copy(),))
 
 
+IMMUTABLE = frozenset((str, int, float, bool, type(None), bytes))
+"""Value types whose encoding cannot change after it was computed (exact types only:
+a subclass may carry state, a tuple may hold a list)."""
+
+Known = dict[str, tuple[Any, str]]
+"""Encodings already computed, by key: ``(value, encoded)``. A pure memo: it holds only
+immutable values, and is used only while the session still holds that very object."""
+
+
+def remember(known: Known, key: str, value: Any, raw: str) -> None:
+    """Keep ``raw`` as ``value``'s encoding if ``value`` cannot change in place."""
+    if type(value) in IMMUTABLE:
+        known[key] = (value, raw)
+
+
+def remember_all(known: Known, decoded: Mapping[str, Any], stored: Mapping[str, str]) -> None:
+    for key, value in decoded.items():
+        remember(known, key, value, stored[key])
+
+
 def diff(current: Mapping[str, Any], stored: Mapping[str, str], encode: Encode, limit: int,
-         *, only: set[str] | None = None) -> tuple[dict[str, str], tuple[str, ...], dict[str, int]]:
+         *, only: set[str] | None = None, known: Known | None = None,
+         ) -> tuple[dict[str, str], tuple[str, ...], dict[str, int]]:
     """What to write: changed keys with their encoded values, deleted keys, and every
     current key's size (for the error that names the biggest). ``only``: compare just
-    these keys (a session written without being read)."""
+    these keys (a session written without being read). ``known``: encodings already
+    computed (from the read, or from the assignment), so an unchanged or just-assigned
+    scalar is not serialised again: the serializer is most of a save's client CPU."""
     sets: dict[str, str] = {}
     sizes: dict[str, int] = {}
     keys = only if only is not None else list(dict.keys(current))  # type: ignore[arg-type]
     for key in keys:
         check_key(key)
-        raw = encode_one(encode, key, dict.__getitem__(current, key), limit)  # type: ignore[arg-type]
-        sizes[key] = encoded_size(key, raw)
+        value = dict.__getitem__(current, key)  # type: ignore[arg-type]
+        memo = known.get(key) if known is not None else None
+        if memo is not None and memo[0] is value:
+            raw = memo[1]
+            size = encoded_size(key, raw)
+            if limit and size > limit:
+                raw = encode_one(encode, key, value, limit)  # raises, naming the key
+        else:
+            raw = encode_one(encode, key, value, limit)
+            size = encoded_size(key, raw)
+        sizes[key] = size
         if stored.get(key) != raw:
             sets[key] = raw
     deletes = () if only is not None else tuple(k for k in stored if not dict.__contains__(current, k))

@@ -51,7 +51,18 @@ from core.plans import data_of
 from core.tokens import anon_id_from_token, sid_from_token
 
 from . import UNAVAILABLE_MESSAGE, client_ip, with_profile
-from .data import LazyDict, SessionDataError, check_key, decode_all, diff, encode_one, too_large
+from .data import (
+    Known,
+    LazyDict,
+    SessionDataError,
+    check_key,
+    decode_all,
+    diff,
+    encode_one,
+    remember,
+    remember_all,
+    too_large,
+)
 
 log = logging.getLogger(__name__)
 
@@ -101,6 +112,8 @@ class WatchedSession(LazyDict, SessionMixin):
         self._loaded = self.kind is None
         self.record: Session | None = None
         self.stored: dict[str, str] = {}
+        self.known: Known = {}
+        """Encodings already computed this request (see :func:`.data.diff`)."""
         self.new = self.kind is None
         self.modified = False
         self.accessed = False
@@ -143,6 +156,7 @@ class WatchedSession(LazyDict, SessionMixin):
         data, bad = decode_all(_decode, self.stored)
         if bad:
             log.warning("session data unreadable for keys %s: left out", [k[:40] for k in bad])
+        remember_all(self.known, data, self.stored)
         return data
 
     def load(self) -> Session | None:
@@ -153,7 +167,8 @@ class WatchedSession(LazyDict, SessionMixin):
 
     # dict changes mark the session modified -------------------------------------------------
     def __setitem__(self, key: str, value: Any) -> None:
-        encode_one(_encode, check_key(key), value, self.store.policy.data_max_bytes)
+        remember(self.known, key, value,
+                 encode_one(_encode, check_key(key), value, self.store.policy.data_max_bytes))
         self.accessed = self.modified = True
         super().__setitem__(key, value)
 
@@ -215,7 +230,7 @@ class WatchedSession(LazyDict, SessionMixin):
             return self.record
         options, self.pending_login = self.pending_login, None
         self._load()
-        sets, _, sizes = diff(self, {}, _encode, 0)
+        sets, _, sizes = diff(self, {}, _encode, 0, known=self.known)
         anon = self.token if self.kind == "anon" else None
         old_sid = self.record.sid if self.record is not None else None
         request = flask.request
@@ -252,15 +267,15 @@ class WatchedSession(LazyDict, SessionMixin):
         limit = self.store.policy.data_max_bytes
         if self.kind is None:
             if dict.__len__(self):
-                sets, _, sizes = diff(self, {}, _encode, limit)
+                sets, _, sizes = diff(self, {}, _encode, limit, known=self.known)
                 self._new_anonymous(sets, sizes, replaces)
             return
         if not self._loaded:
             if not self._blind:
                 return
-            sets, deletes, sizes = diff(self, {}, _encode, limit, only=self._blind)
+            sets, deletes, sizes = diff(self, {}, _encode, limit, only=self._blind, known=self.known)
         else:
-            sets, deletes, sizes = diff(self, self.stored, _encode, limit)
+            sets, deletes, sizes = diff(self, self.stored, _encode, limit, known=self.known)
             if sum(sizes.values()) > limit:
                 raise too_large(DataTooLarge(sum(sizes.values()), limit), sizes)
         if not sets and not deletes:
@@ -316,6 +331,7 @@ class WatchedSessionInterface(SessionInterface):
     def save_session(self, app: flask.Flask, session: SessionMixin, response: Response) -> None:
         if not isinstance(session, WatchedSession) or session.failed:
             return
+        was_permanent = session.stored.get("_permanent") == "true"
         try:
             session.save()
         except (StoreUnavailable, ServiceUnavailable):
@@ -323,26 +339,41 @@ class WatchedSessionInterface(SessionInterface):
             return
         if session.accessed:
             response.vary.add("Cookie")
-        name, domain, path = self.get_cookie_name(app), self.get_cookie_domain(app), self.get_cookie_path(app)
-        secure, samesite = self.get_cookie_secure(app), self.get_cookie_samesite(app)
-        httponly, partitioned = self.get_cookie_httponly(app), self.get_cookie_partitioned(app)
         if session.token is None:
             if session.had_cookie and (session.dropped or session.modified):
-                response.delete_cookie(name, domain=domain, path=path, secure=secure, partitioned=partitioned,
-                                       samesite=samesite, httponly=httponly)
+                response.delete_cookie(self.get_cookie_name(app), **self._cookie_settings(app))
                 response.vary.add("Cookie")
             return
-        # A permanent session's cookie is refreshed on requests that used the session
-        # (knowing ``permanent`` needs the data; an untouched request costs no Redis call).
-        refresh = session.loaded and session.accessed and self.should_set_cookie(app, session)
-        if not (session.issued or session.modified or refresh):
+        if not (session.issued or self._refresh(app, session, was_permanent)):
             return
-        expires = self.get_expiration_time(app, session) if session.loaded or session.issued else None
+        expires = None
+        if dict.get(session, "_permanent", False):  # known here: loaded, issued or just set
+            expires = datetime.now(UTC) + app.permanent_session_lifetime
         if expires is not None and session.record is not None and session.record.max_expires_at:
             expires = min(expires, datetime.fromtimestamp(session.record.max_expires_at, UTC))
-        response.set_cookie(name, session.token, expires=expires, httponly=httponly, domain=domain, path=path,
-                            secure=secure, partitioned=partitioned, samesite=samesite)
+        response.set_cookie(self.get_cookie_name(app), session.token, expires=expires,
+                            **self._cookie_settings(app))
         response.vary.add("Cookie")
+
+    def _cookie_settings(self, app: flask.Flask) -> dict[str, Any]:
+        """The ``SESSION_COOKIE_*`` settings, read only when a cookie is sent or deleted."""
+        return {"domain": self.get_cookie_domain(app), "path": self.get_cookie_path(app),
+                "secure": self.get_cookie_secure(app), "httponly": self.get_cookie_httponly(app),
+                "samesite": self.get_cookie_samesite(app), "partitioned": self.get_cookie_partitioned(app)}
+
+    def _refresh(self, app: flask.Flask, session: WatchedSession, was_permanent: bool) -> bool:
+        """Whether to send the same token again. The cookie holds only the token, so a
+        change of the data alone needs no new cookie (unlike Flask's cookie session); the
+        cookie is sent again when ``session.permanent`` changed, and for a permanent
+        session on requests that used it, to move its expiry (Flask's rule). Knowing
+        ``permanent`` needs the data: a write that never read the session (and never set
+        ``permanent``) leaves the cookie as it is."""
+        if not session.loaded:  # what it was is unknown: sent again only if it was set
+            return "_permanent" in session._blind
+        permanent = bool(dict.get(session, "_permanent", False))
+        if permanent != was_permanent:
+            return True
+        return permanent and session.accessed and self.should_set_cookie(app, session)
 
 
 def _become_unavailable(response: Response) -> None:
