@@ -545,3 +545,18 @@ def test_example_shop_flows(store):
     text = client.get("/logout", follow_redirects=True).get_data(as_text=True)
     assert "Logged out." in text and "log in" in text
     assert store.stats().active == 0
+
+
+def test_plain_values_skip_the_tag_walk_with_the_same_text():
+    """The fast path for str/int/bool/None writes exactly what Flask's tagged serializer
+    writes, and reads back what it would read (objects still go through its tags)."""
+    from flask.sessions import session_json_serializer
+
+    from core.integrations.flask import _decode, _encode
+
+    for value in ("a", "é\u2028<b>", "", 0, -7, 10**30, True, False, None):
+        assert _encode(value) == session_json_serializer.dumps(value)
+        assert _decode(_encode(value)) == value and type(_decode(_encode(value))) is type(value)
+    tagged = session_json_serializer.dumps({"t": (1, b"x")})
+    assert _decode(tagged) == {"t": (1, b"x")}
+    assert _decode(session_json_serializer.dumps([(1, 2)])) == [(1, 2)]
