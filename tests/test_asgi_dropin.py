@@ -158,6 +158,50 @@ def test_an_untouched_request_without_cookie_costs_nothing(env):
         assert len(calls) == 1
 
 
+def test_a_cookie_costs_one_read_inside_the_middleware_and_none_outside_it(env):
+    """The documented limit and its workaround: with a cookie, a route under the middleware
+    pays one read even if it never touches ``request.session`` (the dict is filled before
+    the app runs); routes mounted outside the middleware pay nothing."""
+    from starlette.middleware import Middleware
+    from starlette.routing import Mount
+
+    store = env.async_store()
+    calls = []
+    original = store._execute
+
+    async def counting(request):  # type: ignore[no-untyped-def]
+        calls.append(request)
+        return await original(request)
+
+    store._execute = counting  # type: ignore[method-assign]
+
+    async def update(request: Request) -> JSONResponse:
+        request.session.update(await request.json())
+        return JSONResponse(request.session)
+
+    async def plain(request: Request) -> PlainTextResponse:
+        return PlainTextResponse("no session")
+
+    @asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        yield
+        await store.close()
+
+    app = Starlette(routes=[
+        Mount("/app", routes=[Route("/update", update, methods=["POST"]), Route("/plain", plain)],
+              middleware=[Middleware(SessionMiddleware, store=store)]),
+        Route("/health", plain),
+    ], lifespan=lifespan)
+    with TestClient(app) as client:
+        assert client.post("/app/update", json={"a": 1}).json() == {"a": 1}
+        assert client.cookies.get("session") is not None
+        calls.clear()
+        assert client.get("/health").text == "no session"
+        assert calls == []
+        assert client.get("/app/plain").text == "no session"
+        assert len(calls) == 1
+
+
 def test_login_carries_data_rotates_the_id_and_logout_starts_clean(env):
     app, _ = session_app(env)
     with TestClient(app) as client:

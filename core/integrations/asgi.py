@@ -10,8 +10,10 @@ Two middlewares:
   script (new token and id, data carried over). ``request.session.clear()`` ends the
   session. Authlib's Starlette client works with it alone. The FastAPI dependencies below
   work on top of it. A request carrying the cookie costs one read (the dict is filled
-  before the app runs, as Starlette's is); a change costs one more call; a request
-  without the cookie costs none. Websockets see the same session (read only, as with
+  before the app runs, as Starlette's is), even if the app never touches it: the dict is
+  read synchronously from async code, so loading it on first use would block the event
+  loop (see the README's Cost note); a change costs one more call; a request without
+  the cookie costs none. Websockets see the same session (read only, as with
   Starlette).
 - :class:`SessionWatchMiddleware`: token sessions for APIs (bearer header or cookie),
   without ``request.session``:
