@@ -478,23 +478,21 @@ class SessionWatchApp(App[None]):
 
     def confirm_logout_user(self, session: Session) -> None:
         if not self.read_only:
-            self.list_user_sessions(session.username, session.sid)
+            self.list_user_sessions(session)
 
     @work(thread=True, exclusive=True, group="write-list", exit_on_error=False)
-    def list_user_sessions(self, user: str, first: str) -> None:
+    def list_user_sessions(self, selected: Session) -> None:
         """What ``L`` will end, read before asking (the whole list, not a page)."""
+        user, note = selected.username, ""
         try:
             sessions = self.source.user_sessions(user)
-        except StoreError as exc:
-            with contextlib.suppress(RuntimeError):
-                self.call_from_thread(self.notify, f"Cannot list the sessions of {clean(user, 40)}: {exc}",
-                                      severity="error")
-            return
-        sessions.sort(key=lambda s: s.sid != first)
+        except StoreError as exc:  # listed as far as known: the session chosen
+            sessions, note = [selected], f"cannot list the others: {exc}"
+        sessions.sort(key=lambda s: s.sid != selected.sid)
         with contextlib.suppress(RuntimeError):
-            self.call_from_thread(self._ask_logout_user, user, sessions)
+            self.call_from_thread(self._ask_logout_user, user, sessions, note)
 
-    def _ask_logout_user(self, user: str, sessions: list[Session]) -> None:
+    def _ask_logout_user(self, user: str, sessions: list[Session], note: str = "") -> None:
         if self.closing:
             return
         if not sessions:
@@ -503,7 +501,8 @@ class SessionWatchApp(App[None]):
         now = self.clock()
         rows = [(s.username, s.app, s.ip, s.short_id, fmt_clock(s.login_time, now))
                 for s in sessions[:CONFIRM_ROWS]]
-        question = f"Log out every session of {clean(user, 40)}? ({len(sessions)} active)"
+        count = f"{len(sessions)} active" + (f"; {note}" if note else "")
+        question = f"Log out every session of {clean(user, 40)}? ({clean(count, 160)})"
         self.push_screen(ConfirmScreen(question, rows, more=max(0, len(sessions) - CONFIRM_ROWS)),
                          callback=partial(self._confirmed, None, user))
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import core
 from core import CacheEntry, Event, ServerInfo, Session, Stats, StoreError
 from core.model import parse_cache
-from core.plans import Window
+from core.plans import ScanStep, Window
 
 from .screens.detail import Detail
 
@@ -48,6 +48,13 @@ class DataSource:
                extra: tuple[str, ...] = ()) -> Window:
         return self.store.window(order, descending=descending, start=start, count=count, anchor=anchor,
                                  extra=extra)
+
+    def scan_step(self, which: str, cursor: int, *, count: int, fields: tuple[str, ...]) -> ScanStep:
+        """One bounded step of a scan over the active or ended set."""
+        return self.store.scan_step(which, cursor, count=count, fields=fields)
+
+    def sessions_by_id(self, sids: list[str]) -> dict[str, Session]:
+        return self.store.sessions_by_id(sids)
 
     def search(self, kind: str, query: str, limit: int) -> list[Session]:
         return self.store.search(kind, query, limit=limit)

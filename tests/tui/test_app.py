@@ -82,7 +82,7 @@ async def test_each_panel_shows_rows(seeded) -> None:
         await pilot.press("4")
         await wait_for(pilot, lambda: row_count(app, "cache") == 4)
         await pilot.press("5")
-        assert app.panel == "search" and app.query_one("#search-input").has_focus is False
+        assert app.panel == "search" and app.query_one("#search-filter").has_focus is False
         await pilot.press("slash", *"alice", "enter")
         await wait_for(pilot, lambda: row_count(app, "search") == 2)
         assert table(app, "search").has_focus
@@ -263,20 +263,28 @@ async def test_detail_screen_shows_fields_cache_and_events(seeded) -> None:
         assert not isinstance(app.screen, DetailScreen)
 
 
-async def test_search_history_and_enter_opens_session(seeded) -> None:
+async def test_search_shares_the_filter_language_and_refreshes_after_logout(seeded) -> None:
     store, sids = seeded
     store.logout(sids[0])
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("5", "slash", *"alice", "enter")
+        await pilot.press("5", "slash", *"ALICE", "enter")  # case-insensitive, whole history
         await wait_for(pilot, lambda: row_count(app, "search") == 2)
         text = screen_text(app)
-        assert "whole history" in text and "logout" in text and "active" in text
+        assert "logout" in text and "active" in text and "filter ALICE" in text
         await pilot.press("enter")
         assert isinstance(app.screen, DetailScreen)
         await pilot.press("escape")
         await pilot.press("slash", *(["backspace"] * 5), *"app:bil", "enter")
         await wait_for(pilot, lambda: users_in(app, "search") == ["bob"])
+        await pilot.press("slash", *(["backspace"] * 7), *"113.7", "space", *"status:logout", "enter")  # IP substring
+        await wait_for(pilot, lambda: users_in(app, "search") == ["alice"])
+        await pilot.press("slash", *(["backspace"] * 19), *"status:active", "space", "a", "r", "enter")
+        await wait_for(pilot, lambda: users_in(app, "search") == ["carol"])
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: row_count(app, "search") == 0)  # searched again after the logout
 
 
 async def test_event_tail_dedupes_and_pauses(seeded) -> None:

@@ -140,7 +140,7 @@ async def test_hostile_text_everywhere_never_reaches_the_terminal(make_store, cl
         await pilot.press("3")
         await wait_for(pilot, lambda: len(app.query_one(EventLog).lines) >= 2 * len(HOSTILE))
         await pilot.press("5")
-        app.query_one("#search-input").value = "["
+        app.query_one("#search-filter").value = "["
         await wait_for(pilot, lambda: len(sids_in(app, "search")) >= 2)
         await pilot.press("1")
         # detail of each hostile session, and of the one that cannot be loaded

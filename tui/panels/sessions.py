@@ -55,7 +55,8 @@ class SessionsPanel(Panel):
 
     COLUMNS: ClassVar[Sequence[Column]] = ()
     ORDERS: ClassVar[Sequence[Order]] = ()
-    WANT_ACTIVE: ClassVar[bool] = True
+    WANT_ACTIVE: ClassVar[bool | None] = True
+    """Which sessions the panel lists: active, ended, or (``None``) both."""
     SCAN_SETS: ClassVar[tuple[str, ...]] = ("active",)
     FILTER_HINT: ClassVar[str] = "/ filter: any text, or user: app: ip: sid: email: status: type:"
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -165,7 +166,8 @@ class SessionsPanel(Panel):
             for kind, prefix in query.index_prefixes():
                 for session in source.search(kind, prefix, 100):
                     fields = {name: getattr(session, name, None) for name in HASH_FIELDS}
-                    if session.is_active(now) == self.WANT_ACTIVE and query.matches(session.sid, fields):
+                    wanted = self.WANT_ACTIVE is None or session.is_active(now) == self.WANT_ACTIVE
+                    if wanted and query.matches(session.sid, fields):
                         quick.append(session)
             post(quick, 0, 0)
             scanned = total = 0
@@ -188,6 +190,8 @@ class SessionsPanel(Panel):
             post([], scanned, max(total, scanned), done=True)
         except StoreError as exc:
             post([], 0, 0, done=True, error=str(exc))
+        except Exception as exc:  # a bug shows as a failed search, never as one that never ends
+            post([], 0, 0, done=True, error=f"{type(exc).__name__}: {exc}")
 
     @on(Found)
     def _found(self, msg: Found) -> None:

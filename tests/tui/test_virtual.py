@@ -1,0 +1,95 @@
+"""Pilot tests of the whole-set tables: every row reachable, and search that scans in the
+background with progress and stops on Esc."""
+
+from __future__ import annotations
+
+import threading
+
+from tui_helpers import screen_text, wait_for
+
+from bench.fill import fill, sid_of
+from core import SessionStore
+from tui.app import build_app
+from tui.widgets.virtual_table import VirtualTable
+
+N = 3000
+
+
+def filled(make_store, clock) -> SessionStore:
+    store = make_store()
+    fill(store.client, 0, N, now=clock(), spread=N)  # logins one second apart: a strict order
+    return store
+
+
+def app_for(store: SessionStore, **kw: object):
+    return build_app(store, refresh_interval=0.3, target_label="test", actor="admin", feed=False,
+                     sweep=False, **kw)  # type: ignore[arg-type]
+
+
+async def test_keys_reach_every_row_including_the_last(make_store, clock) -> None:
+    store = filled(make_store, clock)
+    app = app_for(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        t = app.query_one("#active-table", VirtualTable)
+        await wait_for(pilot, lambda: t.row_count > 0 and t.window.total == N)
+        assert t.window.selected.sid == sid_of(0)  # newest login first
+        assert t.row_count < 100  # a screenful and a margin, not the set
+        assert t.virtual_size.height == N + 1  # the scrollbar stands for the whole set
+        await pilot.press("end")
+        await wait_for(pilot, lambda: t.window.selected is not None and t.window.selected.sid == sid_of(N - 1))
+        assert t.window.cursor == N - 1 and "of 3000" in screen_text(app)
+        await pilot.press("k", "pageup")  # and back up through rows read on demand
+        await wait_for(pilot, lambda: t.window.selected is not None)
+        assert t.window.selected.sid == sid_of(N - 2 - t.body_height)
+        await pilot.press("g")
+        await wait_for(pilot, lambda: t.window.selected is not None and t.window.selected.sid == sid_of(0))
+        assert t.window.mode == "top"
+        await pilot.press("G")
+        await wait_for(pilot, lambda: t.window.selected is not None and t.window.selected.sid == sid_of(N - 1))
+
+
+async def test_sort_by_user_orders_the_whole_set(make_store, clock) -> None:
+    store = filled(make_store, clock)
+    app = app_for(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        t = app.query_one("#active-table", VirtualTable)
+        await wait_for(pilot, lambda: t.window.total == N)
+        await pilot.press("s", "s", "s")  # user, a to z
+        await wait_for(pilot, lambda: t.window.selected is not None and t.window.selected.session is not None
+                       and t.window.selected.session.username == "user00000000")
+        await pilot.press("end")
+        await wait_for(pilot, lambda: t.window.selected is not None and t.window.selected.session is not None
+                       and t.window.selected.session.username == f"user{(N - 1) // 2:08d}")
+
+
+async def test_substring_filter_scans_in_the_background_and_esc_stops_it(make_store, clock, monkeypatch) -> None:
+    store = filled(make_store, clock)
+    app = app_for(store)
+    gate = threading.Event()
+    steps: list[int] = []
+    async with app.run_test(size=(120, 30)) as pilot:
+        real = app.source.scan_step
+
+        def slow_step(which, cursor, **k):  # once matches are on screen, the scan waits for the test
+            steps.append(cursor)
+            if cursor and panel.matches:
+                gate.wait(10)
+            return real(which, cursor, **k)
+
+        panel = app.panel_widget("active")
+        monkeypatch.setattr(app.source, "scan_step", slow_step)
+        await wait_for(pilot, lambda: panel.table.window.total == N)
+        await pilot.press("slash")
+        app.query_one("#active-filter").value = "SER00001"  # case-insensitive substring of the user
+        await wait_for(pilot, lambda: "matches so far" in panel.progress and panel.matches)
+        found = len(panel.matches)
+        assert 0 < found < N and panel.table.row_count == found  # first matches shown while scanning
+        assert panel.scanning and "of 3000 · esc stops" in screen_text(app)
+        await pilot.press("escape")
+        assert "stopped" in panel.progress and not panel.scanning
+        gate.set()
+        await pilot.pause(0.3)
+        assert len(panel.matches) == found  # nothing more arrives after Esc
+        await pilot.press("slash", "end", "backspace", "enter")  # "SER0000": runs to the end
+        await wait_for(pilot, lambda: not panel.scanning, timeout=20)
+        assert len(panel.matches) == N and panel.progress.startswith(f"{N} matches")
