@@ -211,7 +211,8 @@ async def test_malformed_session_values_are_listed_with_a_problem(make_store, cl
                                                         "username": case}))
     store.client.lpush(store.schema.events, '{"kind": "login", "seq": 100, "ts": NaN}')
     store.client.lpush(store.schema.events, '{"kind": "login", "seq": 101, "x": ' + DEEP_JSON + "}")
-    app = build_app(store, refresh_interval=0.3, target_label="t", actor="admin")
+    # no sweep: since sweeps follow the server clock, this fixed-clock ended session would be purged
+    app = build_app(store, refresh_interval=0.3, target_label="t", actor="admin", sweep=False)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2" if panel == "inactive" else "1")
         await wait_for(pilot, lambda: sid in sids_in(app, panel), timeout=10)
