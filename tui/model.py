@@ -135,27 +135,27 @@ def _time(ts: float | None, now: float | None = None) -> DisplayText:
     return DisplayText(fmt_clock(ts, now))
 
 
-def _flag(s: Session) -> str:
+def problem_mark(s: Session) -> str:
     """A marker on the user cell of a record with problems (the detail view lists them)."""
     return " ⚠" if s.problems else ""
 
 
 def active_row(s: Session, now: float) -> Row:
-    return (display(display(s.username, 38) + _flag(s), 40), clean(s.app, 30), clean(s.ip, 45),
+    return (display(display(s.username, 38) + problem_mark(s), 40), clean(s.app, 30), clean(s.ip, 45),
             DisplayText(fmt_ago(s.last_seen, now)),
             DisplayText(fmt_duration(None if s.expires_at is None else s.expires_at - now)),
             clean(s.short_id, 8), clean(s.type, 10), _time(s.login_time, now))
 
 
 def inactive_row(s: Session, now: float | None = None) -> Row:
-    return (display(display(s.username, 38) + _flag(s), 40), clean(s.app, 30), clean(s.ip, 45),
+    return (display(display(s.username, 38) + problem_mark(s), 40), clean(s.app, 30), clean(s.ip, 45),
             clean(s.end_reason or "-", 20), _time(s.logout_time, now), clean(s.ended_by or "-", 40),
             clean(s.short_id, 8))
 
 
 def search_row(s: Session, now: float) -> Row:
     status = "active" if s.is_active(now) else (s.end_reason or s.status)
-    return (display(display(s.username, 38) + _flag(s), 40), clean(s.app, 30), clean(s.ip, 45),
+    return (display(display(s.username, 38) + problem_mark(s), 40), clean(s.app, 30), clean(s.ip, 45),
             clean(status, 20), _time(s.login_time, now), _time(s.logout_time, now), clean(s.short_id, 8))
 
 

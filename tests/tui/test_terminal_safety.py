@@ -216,11 +216,14 @@ async def test_malformed_session_values_are_listed_with_a_problem(make_store, cl
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("2" if panel == "inactive" else "1")
         await wait_for(pilot, lambda: sid in sids_in(app, panel), timeout=10)
+        await wait_for(pilot, lambda: case in screen_text(app))
+        sessions_screen = screen_text(app)
         select(app, panel, sid)
         await pilot.press("enter")
         await wait_for(pilot, lambda: getattr(app.screen, "detail", None) is not None)
         text = screen_text(app)
         if case not in ("login_ms", "login_us"):
+            assert f"{case} ⚠" in sessions_screen  # marked in the list
             assert "invalid" in text
         else:
             assert "invalid" not in text.split("cache")[0]  # a millisecond epoch is a time

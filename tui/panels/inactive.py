@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from core import Stats
 
-from ..model import clean, fmt_clock
+from ..model import clean, fmt_clock, problem_mark
 from ..widgets.virtual_table import Column
 from ..window import Row
 from .sessions import Order, SessionsPanel
@@ -35,8 +35,9 @@ class InactivePanel(SessionsPanel):
         if s is None:
             return ("(purged)", "", "", "", "", "", row.sid[:8])
         now = self.source.clock()
-        return (clean(s.username, 40), clean(s.app, 30), clean(s.ip, 45), clean(s.end_reason or "-", 20),
-                fmt_clock(s.logout_time, now), clean(s.ended_by or "-", 40), s.short_id)
+        return (clean(s.username, 38) + problem_mark(s), clean(s.app, 30), clean(s.ip, 45),
+                clean(s.end_reason or "-", 20), fmt_clock(s.logout_time, now), clean(s.ended_by or "-", 40),
+                s.short_id)
 
     def title(self, stats: Stats | None) -> str:
         return f"Inactive {stats.ended}" if stats is not None else self.TITLE
