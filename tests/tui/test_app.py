@@ -464,5 +464,5 @@ async def test_bindings_can_be_remapped_by_id(seeded) -> None:
         await pilot.press("o")
         assert app.panel_widget("active").order.key == "login"
         await pilot.press("x")
-        assert isinstance(app.screen, ConfirmScreen)
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
