@@ -188,7 +188,7 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
         f"Each command is `sessionwatch <command>` in its own process (time includes Python's start, "
         f"≈ 0.3 s). Sessions: 12-field hashes as another app "
         f"writes them, 2 per user, a quarter past expiry; `reindex` indexes them "
-        f"({plans.BULK_BATCH} per script call), `sweep` ends the quarter past expiry, `export` writes "
+        f"({plans.INDEX_BATCH} per script call), `sweep` ends the quarter past expiry, `export` writes "
         f"them all to a file, `import --trust` restores that file into an emptied Redis (two passes: "
         f"check, then {plans.BULK_BATCH} per script call). `calls > 1 ms / > 5 ms` and `longest call` "
         f"come from SLOWLOG (slowlog-log-slower-than {SLOW_US}) during that command: wall time inside "

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 
 from . import backup
 from .errors import InvalidInput
-from .plans import BULK_BATCH, BULK_BYTES, EXPORT_PAGE, BatchResult
+from .plans import BULK_BATCH, BULK_BYTES, EXPORT_PAGE, INDEX_BATCH, BatchResult
 from .policy import Policy
 from .store import SessionStore
 
@@ -291,7 +291,7 @@ def restore(store: SessionStore, lines: Iterable[str], *, trust: bool, actor: st
 # --- reindex ----------------------------------------------------------------------------------
 
 def reindex(store: SessionStore, *, actor: str, tally: Tally | None = None, progress: Progress = _no_progress,
-            scan_count: int = EXPORT_PAGE, batch: int = BULK_BATCH, workers: int | None = None) -> Tally:
+            scan_count: int = EXPORT_PAGE, batch: int = INDEX_BATCH, workers: int | None = None) -> Tally:
     """Index every session hash SCAN finds, a bounded batch per script call. Idempotent:
     sessions already indexed are skipped, so a rerun after Ctrl-C continues."""
     tally = tally or Tally()

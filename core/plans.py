@@ -1097,6 +1097,10 @@ EXPORT_PAGE = 500
 BULK_BATCH = 32
 """Sessions written per ``adopt_batch`` call: about 50 µs of Redis time each, so one call
 stays near 1.3 ms, well under the 5 ms no call may exceed (bench/RESULTS.md, bulk)."""
+INDEX_BATCH = 16
+"""Sessions indexed per ``adopt_batch`` call by ``reindex``: its calls read each hash and
+its per-user keys, and at 1,000,000 sessions cost up to ~4 ms of server CPU at 32 (mean,
+bench/RESULTS.md), so reindex sends half as many per call to stay clear of 5 ms."""
 BULK_MAX = 200
 """The most records one call takes (Lua's unpack() limit, and the 5 ms bound)."""
 BULK_BYTES = 128 * 1024

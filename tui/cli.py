@@ -1080,7 +1080,7 @@ def build_parser() -> argparse.ArgumentParser:
             "sessions themselves are only read: one without expiry fields stays without one, and "
             "no sweep ends it. Idempotent: a rerun skips what is indexed.")
     p.add_argument("--batch", type=_int_between(1, 10_000), default=500, metavar="N",
-                   help="SCAN COUNT per call (default: 500); sessions are indexed 50 per script call")
+                   help="SCAN COUNT per call (default: 500); sessions are indexed 16 per script call")
 
     p = add("ssh-server", "serve the dashboard over SSH (public keys only, a role per key)",
             "Serve the dashboard to SSH clients: 'ssh -p 2222 host' opens it, with no shell. Only "
