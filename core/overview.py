@@ -61,7 +61,8 @@ class Flag:
                 "users": list(self.users)}
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+        # not sorted: the numbers keep the order the rule gave them (the tripping one first)
+        return json.dumps(self.to_dict(), ensure_ascii=False, separators=(",", ":"))
 
     def numbers_text(self) -> str:
         return ", ".join(f"{k} {_fmt_number(v)}" for k, v in self.numbers.items())

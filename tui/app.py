@@ -26,11 +26,15 @@ from textual.widgets import Footer, TabbedContent, TabPane
 
 import core
 from core import Event, Session, StoreError
+from core.anomalies import Thresholds
 from core.feed import EventFeed, ExpiryHint, FeedStatus, Resync
+from core.flagger import Flagger
+from core.overview import FlagIndex
 
 from .actor import default_actor
 from .messages import FeedItems, Polled, PollFailed
 from .model import DashboardModel, clean, fmt_clock
+from .overview_actions import FlagAction
 from .panels import PANELS, Panel
 from .screens.confirm import ConfirmScreen
 from .screens.detail import DetailScreen
@@ -56,6 +60,7 @@ CONFIRM_ROWS = 8
 APP_BINDINGS: list[Binding] = [
     *(Binding(str(i), f"show_panel('{cls.ID}')", cls.TITLE, show=False, id=f"panel.{cls.ID}")
       for i, cls in enumerate(PANELS, 1)),
+    Binding("a", "flags", "Flags", show=False, id="panel.flags"),
     Binding("p", "pause", "Pause", id="view.pause"),
     Binding("r", "refresh", "Refresh", show=False, id="view.refresh"),
     Binding("question_mark", "help", "Help", id="app.help"),
@@ -114,7 +119,7 @@ class SessionWatchApp(App[None]):
 
     def __init__(self, store: core.SessionStore, *, read_only: bool = True, actor: str | None = None,
                  refresh_interval: float = 2.0, target_label: str | None = None, feed: bool = True,
-                 sweep: bool | None = None) -> None:
+                 sweep: bool | None = None, rules: bool = True) -> None:
         super().__init__()
         self.store = store
         self.read_only = read_only
@@ -141,6 +146,20 @@ class SessionWatchApp(App[None]):
         self._feed_buffer: list[object] = []
         self._feed_rung = False
         self.poll_count = 0
+        try:
+            thresholds = Thresholds.from_env()
+        except ValueError as exc:  # a bad SESSIONWATCH_ANOMALY_* value: the defaults, and say so
+            thresholds, self._rules_problem = Thresholds(), str(exc)
+        else:
+            self._rules_problem = ""
+        self.rules = Flagger(store, thresholds=thresholds, actor=self.actor, write=not read_only)
+        """The anomaly rules: fed every live event here, ticked by the Overview panel."""
+        self.rules_write = not read_only
+        self.rules_on = rules and feed
+        """Evaluate the anomaly rules here (they need the live feed)."""
+        self.rules_stop = threading.Event()
+        self.flag_index = FlagIndex()
+        """What the current flags name: the ⚑ markers in Active and Inactive."""
 
     def _describe_target(self) -> str:
         try:
@@ -181,15 +200,19 @@ class SessionWatchApp(App[None]):
     def on_mount(self) -> None:
         self.focus_panel()
         self._show_status()
+        if self._rules_problem:
+            self.notify(f"anomaly rules use their defaults: {self._rules_problem}", severity="warning")
         self._schedule(0)
         if self.use_feed:
             self.run_feed()
 
     def on_unmount(self) -> None:
         self._feed_stop.set()
+        self.rules_stop.set()
 
     async def action_quit(self) -> None:
         self._feed_stop.set()
+        self.rules_stop.set()
         await super().action_quit()
 
     # --- bindings, help, palette --------------------------------------------------------
@@ -247,6 +270,22 @@ class SessionWatchApp(App[None]):
         panel.on_shown()
         if not self.frozen:
             panel.refresh_data()
+
+    def action_flags(self) -> None:
+        """Jump to the current anomaly flags (on the Overview panel)."""
+        self.action_show_panel("overview")
+        self.call_after_refresh(self.panel_widget("overview").focus_flags)  # type: ignore[attr-defined]
+
+    def show_filtered(self, panel: str, text: str) -> None:
+        """Show ``panel`` filtered by ``text`` (what an Overview row leads to)."""
+        from textual.widgets import Input
+
+        self.action_show_panel(panel)
+        box = self.panel_widget(panel).query_one(Input)
+        box.value = text  # its Changed message starts the panel's filtered read
+
+    def refresh_titles(self) -> None:
+        self._show_titles()
 
     def _show_titles(self) -> None:
         tabs = self.main.query_one(TabbedContent)
@@ -395,6 +434,8 @@ class SessionWatchApp(App[None]):
             stop.wait(FEED_BACKOFF[1])
 
     def _feed_push(self, item: object) -> None:
+        if isinstance(item, Event):
+            self.rules.observe(item)  # in the feed thread: the rules see every event, paused or not
         with self._feed_lock:
             self._feed_buffer.append(item)
             if len(self._feed_buffer) > FEED_BUFFER_MAX:  # the UI is stalled: keep it bounded
@@ -506,6 +547,29 @@ class SessionWatchApp(App[None]):
         self.push_screen(ConfirmScreen(question, rows, more=max(0, len(sessions) - CONFIRM_ROWS)),
                          callback=partial(self._confirmed, None, user))
 
+    def confirm_flag_logout(self, action: FlagAction) -> None:
+        """``l`` / ``L`` on a flag: what it ends, asked first."""
+        if self.read_only:
+            return
+        screen = ConfirmScreen(action.question, action.rows(CONFIRM_ROWS), more=action.more)
+        self.push_screen(screen, callback=partial(self._flag_confirmed, action))
+
+    def _flag_confirmed(self, action: FlagAction, ok: bool | None) -> None:
+        if ok and not self.read_only:
+            self.write_flag_logout(action.sids, action.users)
+        self._thaw()
+
+    @work(thread=True, group="write", exit_on_error=False)
+    def write_flag_logout(self, sids: tuple[str, ...], users: tuple[str, ...]) -> None:
+        try:
+            ended = sum(1 for user in users for _ in self.source.logout_user(user, self.actor))
+            ended += sum(1 for sid in sids if self.source.logout(sid, self.actor))
+            result = (f"Logged out {ended} session(s) behind the flag", "information")
+        except StoreError as exc:
+            result = (f"Logout failed: {exc}", "error")
+        with contextlib.suppress(RuntimeError):  # the app closed meanwhile
+            self.call_from_thread(self._written, *result)
+
     def _confirmed(self, sid: str | None, user: str | None, ok: bool | None) -> None:
         if ok and not self.read_only:
             self.write_logout(sid, user)
@@ -548,7 +612,8 @@ class SessionWatchApp(App[None]):
 
 def build_app(store: core.SessionStore, *, read_only: bool = False, actor: str | None = None,
               refresh_interval: float = 2.0, target_label: str | None = None, feed: bool = True,
-              sweep: bool | None = None) -> SessionWatchApp:
-    """The dashboard over ``store``. ``read_only`` never registers the write actions."""
+              sweep: bool | None = None, rules: bool = True) -> SessionWatchApp:
+    """The dashboard over ``store``. ``read_only`` never registers the write actions;
+    ``rules`` evaluates the anomaly rules (raising flags in Redis unless read-only)."""
     return SessionWatchApp(store, read_only=read_only, actor=actor, refresh_interval=refresh_interval,
-                           target_label=target_label, feed=feed, sweep=sweep)
+                           target_label=target_label, feed=feed, sweep=sweep, rules=rules)

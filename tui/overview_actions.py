@@ -12,21 +12,23 @@ from .widgets.overview import Pick
 
 
 def filter_for(pick: Pick, flag: Flag | None = None) -> tuple[str, str] | None:
-    """``(panel, filter text)`` showing the sessions behind ``pick``; ``None`` if there is
-    no such filter (session type: the Active panel's type column says it)."""
+    """``(panel, filter text)`` in the dashboard's filter language (:mod:`tui.query`) that
+    shows the sessions behind ``pick``; ``None`` if no filter does (a flag about all logins)."""
     if pick.kind == "app":
         return "active", f"app:{pick.value}"
     if pick.kind == "ip":
         return "active", f"ip:{pick.value}"
     if pick.kind == "user":
-        return "active", pick.value
+        return "active", f"user:{pick.value}"
+    if pick.kind == "type":
+        return "active", f"type:{pick.value}"
     if pick.kind == "flag" and flag is not None:
         if flag.rule == "spray":
             return "active", f"ip:{flag.subject}"
         if flag.rule in ("sharing", "comeback"):
-            return "active", flag.subject
+            return "active", f"user:{flag.subject}"
         if len(set(flag.users)) == 1:
-            return "active", flag.users[0]
+            return "active", f"user:{flag.users[0]}"
     return None
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import core
 from core import CacheEntry, Event, ServerInfo, Session, Stats, StoreError
 from core.model import parse_cache
+from core.overview import Overview
 from core.plans import ScanStep, Window
 
 from .screens.detail import Detail
@@ -61,6 +62,10 @@ class DataSource:
 
     def user_sessions(self, username: str) -> list[Session]:
         return [s for s in self.store.user_history(username, limit=1000) if s.is_active(self.clock())]
+
+    def overview(self) -> Overview:
+        """The Overview panel's figures: a fixed number of commands at any size."""
+        return self.store.overview()
 
     def cache_page(self, limit: int) -> list[CacheEntry]:
         return self.store.cache_page(limit=limit)

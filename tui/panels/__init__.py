@@ -9,8 +9,10 @@ from .base import Panel
 from .cache import CachePanel
 from .events import EventsPanel
 from .inactive import InactivePanel
+from .overview import OverviewPanel
 from .search import SearchPanel
 
-PANELS: tuple[type[Panel], ...] = (ActivePanel, InactivePanel, EventsPanel, CachePanel, SearchPanel)
+PANELS: tuple[type[Panel], ...] = (ActivePanel, InactivePanel, EventsPanel, CachePanel, SearchPanel,
+                                   OverviewPanel)
 
 __all__ = ["PANELS", "Panel"]

@@ -12,7 +12,7 @@ from core import Stats
 from ..model import clean, fmt_ago, fmt_clock, fmt_duration, problem_mark
 from ..widgets.virtual_table import Column
 from ..window import Row
-from .sessions import Order, SessionsPanel
+from .sessions import Order, SessionsPanel, flag_mark
 
 
 class ActivePanel(SessionsPanel):
@@ -43,7 +43,8 @@ class ActivePanel(SessionsPanel):
             return ("(gone)", "", "", "", "", row.sid[:8])
         now = self.source.clock()
         expires = "ended" if row.ended else fmt_duration(None if s.expires_at is None else s.expires_at - now)
-        return (clean(s.username, 38) + problem_mark(s), clean(s.app, 30), clean(s.ip, 45),
+        return (flag_mark(self.dash, s) + clean(s.username, 38) + problem_mark(s), clean(s.app, 30),
+                clean(s.ip, 45),
                 fmt_ago(s.last_seen, now), expires, s.short_id, clean(s.type, 10),
                 fmt_clock(s.login_time, now))
 

@@ -10,7 +10,7 @@ from core import Stats
 from ..model import clean, fmt_clock, problem_mark
 from ..widgets.virtual_table import Column
 from ..window import Row
-from .sessions import Order, SessionsPanel
+from .sessions import Order, SessionsPanel, flag_mark
 
 
 class InactivePanel(SessionsPanel):
@@ -35,7 +35,8 @@ class InactivePanel(SessionsPanel):
         if s is None:
             return ("(purged)", "", "", "", "", "", row.sid[:8])
         now = self.source.clock()
-        return (clean(s.username, 38) + problem_mark(s), clean(s.app, 30), clean(s.ip, 45),
+        return (flag_mark(self.dash, s) + clean(s.username, 38) + problem_mark(s), clean(s.app, 30),
+                clean(s.ip, 45),
                 clean(s.end_reason or "-", 20), fmt_clock(s.logout_time, now), clean(s.ended_by or "-", 40),
                 s.short_id)
 

@@ -33,6 +33,16 @@ PROGRESS_EVERY = 0.1
 """Seconds between progress messages of a scan that finds nothing."""
 
 
+FLAG_MARK = "⚑ "
+"""Before the user of a session an anomaly flag names (see tui/panels/overview.py)."""
+
+
+def flag_mark(app: object, session: Session) -> str:
+    """:data:`FLAG_MARK` when a current flag names ``session`` or its user, else ``""``."""
+    index = getattr(app, "flag_index", None)
+    return FLAG_MARK if index and index.rules(session.sid, session.username) else ""
+
+
 def _short(n: int) -> str:
     if n >= 1_000_000:
         return f"{n / 1_000_000:.1f}M"

@@ -2,7 +2,7 @@
 
 Bars of active sessions by app and by type, per-minute charts (logins, logouts by users
 and by admins, expiries) over the last 60 minutes, the top addresses and users, and the
-anomaly flags. Every table row leads somewhere: Enter posts :class:`OverviewPanel.Selected`
+anomaly flags. Every table row leads somewhere: Enter posts :class:`OverviewView.Selected`
 (the app opens the sessions behind it). Tables keep fixed rank rows that are updated in
 place, so the cursor stays on the same line while the figures move under it.
 """
@@ -94,7 +94,7 @@ class FlagTable(DataTable):
 
     def __init__(self, **kw: object) -> None:
         super().__init__(cursor_type="row", **kw)  # type: ignore[arg-type]
-        self.border_title = "Flags (f)"
+        self.border_title = "Flags (a)"
         self.flags: list[Flag] = []
         self._cells: dict[str, tuple[str, ...]] = {}
 
@@ -144,21 +144,21 @@ class FlagTable(DataTable):
         return next((f for f in self.flags if f.id == flag_id), None)
 
 
-class OverviewPanel(VerticalScroll):
+class OverviewView(VerticalScroll):
     """Shows one :class:`~core.overview.Overview`; Enter on a row posts :class:`Selected`."""
 
     DEFAULT_CSS: ClassVar[str] = """
-    OverviewPanel { height: 1fr; padding: 0 1; }
-    OverviewPanel #ov-head { height: 1; }
-    OverviewPanel #ov-bars { height: auto; }
-    OverviewPanel #ov-bars RankTable {
+    OverviewView { height: 1fr; padding: 0 1; }
+    OverviewView #ov-head { height: 1; }
+    OverviewView #ov-bars { height: auto; }
+    OverviewView #ov-bars RankTable {
         width: 1fr; height: auto; max-height: 8; border: round $primary-darken-2;
     }
-    OverviewPanel #ov-charts { height: auto; }
-    OverviewPanel #ov-tops { grid-size: 2; grid-gutter: 0 1; height: auto; }
-    OverviewPanel #ov-tops RankTable { height: auto; max-height: 10; border: round $primary-darken-2; }
-    OverviewPanel FlagTable { height: auto; max-height: 8; border: round $error; }
-    OverviewPanel RankTable:focus, OverviewPanel FlagTable:focus { border: round $accent; }
+    OverviewView #ov-charts { height: auto; }
+    OverviewView #ov-tops { grid-size: 2; grid-gutter: 0 1; height: auto; }
+    OverviewView #ov-tops RankTable { height: auto; max-height: 10; border: round $primary-darken-2; }
+    OverviewView FlagTable { height: auto; max-height: 8; border: round $error; }
+    OverviewView RankTable:focus, OverviewView FlagTable:focus { border: round $accent; }
     """
 
     class Selected(Message):
@@ -200,7 +200,7 @@ class OverviewPanel(VerticalScroll):
         head.append(f" · {ov.ended:,} ended · ")
         head.append(f"{len(flags)} flag{'s' if len(flags) != 1 else ''}",
                     style="bold red" if flags else "green")
-        head.append("  enter: its sessions", style="dim")
+        head.append("  a: flags · enter: the sessions behind a row", style="dim")
         self.query_one("#ov-head", Static).update(head)
         self.query_one(FlagTable).sync(flags, ov.now)
         self.query_one(FlagTable).display = bool(flags)
