@@ -271,3 +271,20 @@ def test_flag_index_marks_named_sessions_and_all_sessions_of_flagged_users() -> 
     assert index.rules("s9", "c") == ("sharing",)
     assert index.rules("s3", "c") == ("sharing",)
     assert not FlagIndex.of([]) and index
+
+
+def test_flag_script_writes_all_or_nothing(real_store: SessionStore) -> None:
+    from core import DataConflict
+    from core.overview import Flag
+
+    flag = Flag("spray:x", "spray", "x", {"users": 10}, 1.0)
+    client = real_store.client
+    client.set("event:seq", "not a number")
+    with pytest.raises(DataConflict):
+        real_store.flag("raise", flag, actor="t")
+    assert not client.exists("ov:flags")  # refused before its first write
+    client.delete("event:seq")
+    client.set("ov:flags", "a string")
+    with pytest.raises(DataConflict):
+        real_store.flag("raise", flag, actor="t")
+    assert client.llen("event:logs") == 0

@@ -7,6 +7,9 @@ local mode, id, flag_json, event_body = ARGV[OP], ARGV[OP + 1], ARGV[OP + 2], AR
 if mode ~= 'raise' and mode ~= 'clear' then
   return redis.error_reply('BADMODE flag mode must be raise or clear')
 end
+-- All or nothing: the flags hash and the event log are checked before the first write.
+local bad = check_types({O_FLAGS, 'hash'}) or check_emit()
+if bad then return redis.error_reply(bad) end
 if mode == 'raise' then
   if redis.call('HSETNX', O_FLAGS, id, flag_json) == 1 then
     emit_body(event_body)
