@@ -24,6 +24,8 @@ Authlib's Flask client unchanged.
   SAMESITE, PARTITIONED) with Flask's defaults; ``session.permanent`` with
   ``PERMANENT_SESSION_LIFETIME`` (never past the session's absolute deadline), and
   ``SESSION_REFRESH_EACH_REQUEST``. The cookie holds only a token; Redis holds its hash.
+  So a data change alone sends no new cookie: it is sent for a new token, a change of
+  ``permanent``, and a permanent session's refresh.
 - **Cost.** A request that never touches ``session`` makes no Redis call; one that reads
   it, one; one that changes it, one more (a write that never read, just that one). A
   request that never touched the session does not refresh a permanent cookie.
