@@ -113,3 +113,15 @@ def test_every_row_kind_leads_to_a_filter_and_flags_to_their_sessions() -> None:
     assert every is not None and every.users == ("u1", "u2") and "every session of the 2 user(s)" in every.question
     burst = Flag("burst:logins", "burst", "all logins", {}, 1.0)
     assert logout_action(burst, every_session=False) is None and filter_for(Pick("flag", burst.id), burst) is None
+
+
+def test_charts_use_only_the_16_ansi_colours() -> None:
+    """Readable in 16 colours: every colour the charts name is one of the ANSI sixteen."""
+    from rich.color import ColorType
+    from rich.style import Style
+
+    text = minute_chart("Logins", [1, 5, 9], first_minute=30_000_000, width=40, height=2)
+    text.append_text(bars("Active by app", [("crm", 3), ("erp", 1)], 40))
+    styles = [Style.parse(str(span.style)) for span in text.spans if span.style]
+    colours = [s.color for s in styles if s.color is not None]
+    assert colours and all(c.type in (ColorType.STANDARD, ColorType.DEFAULT) for c in colours)
