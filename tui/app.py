@@ -434,7 +434,7 @@ class SessionWatchApp(App[None]):
             stop.wait(FEED_BACKOFF[1])
 
     def _feed_push(self, item: object) -> None:
-        if isinstance(item, Event):
+        if self.rules_on and isinstance(item, Event):
             self.rules.observe(item)  # in the feed thread: the rules see every event, paused or not
         with self._feed_lock:
             self._feed_buffer.append(item)
