@@ -192,3 +192,19 @@ def test_any_cache_summary_renders_safely(data):
 @given(st.text() | st.binary() | anything)
 def test_display_never_lets_an_unsafe_character_through(value):
     assert not UNSAFE.search(display(value, 10_000))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.sampled_from(["redis_version", "used_memory", "used_memory_human", "connected_clients",
+                                        "instantaneous_ops_per_sec", "keyspace_hits", "uptime_in_seconds"]),
+                       anything))
+def test_any_info_reply_parses_and_renders_safely(info):
+    from core.model import parse_info
+    from tui.model import DashboardModel
+
+    server = parse_info(info)
+    model = DashboardModel(target="t")
+    model.server = server
+    model.poll_ok = True
+    for text, _ in model.status_parts():
+        assert not UNSAFE.search(text)
