@@ -7,6 +7,7 @@ from typing import ClassVar
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.widgets import Sparkline, Static
 
 from ..model import DashboardModel
@@ -40,9 +41,14 @@ class StatusBar(Vertical):
             yield Sparkline([], id="logins-spark")
 
     def show(self, model: DashboardModel) -> None:
-        self.query_one("#status-text", StatusText).show(model.status_parts())
-        self.query_one("#counts-text", StatusText).show(model.count_parts())
+        try:
+            status = self.query_one("#status-text", StatusText)
+            counts = self.query_one("#counts-text", StatusText)
+            spark = self.query_one(Sparkline)
+        except NoMatches:  # composing, or the app is shutting down: nothing to draw into
+            return
+        status.show(model.status_parts())
+        counts.show(model.count_parts())
         data = model.logins_per_minute()
-        spark = self.query_one(Sparkline)
         if list(spark.data or []) != data:
             spark.data = data
