@@ -1016,7 +1016,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--follow", "-f", action="store_true", help="keep printing new events as they happen")
     p.add_argument("--count", type=_int_between(0, 10**9), default=None, metavar="N",
                    help="with --follow: exit after N new events")
-    p.add_argument("--json", action="store_true", help="print each event's raw JSON line")
+    p.add_argument("--json", action="store_true",
+                   help="one strict JSON object per event (a plain line: kind 'text' and its raw text)")
 
     p = add("anomalies", "current anomaly flags; --follow evaluates the rules and prints changes",
             "Print the current anomaly flags (rule, subject, the numbers that tripped it, since when). "
