@@ -217,6 +217,20 @@ def test_logout_user(sw: Run, app_store: SessionStore) -> None:
     assert "no active sessions" in sw.one_error_line()
 
 
+def test_logout_other_apps_sessions_with_long_ids_and_user_names(sw: Run, raw: redis.Redis) -> None:
+    """JWT-style ids (over 256 characters) and long user names of other apps' sessions."""
+    jwt_sid, long_user = "eyJhbGciOiJIUzI1NiJ9." + "y" * 400 + ".sig", "v" * 300
+    for sid in (jwt_sid, "other-1"):
+        raw.hset(f"session:{sid}", mapping={"username": long_user, "app": "jwtapp", "status": "active",
+                                             "login_time": str(time.time())})
+        raw.sadd(f"user:active_sessions:{long_user}", sid)
+    assert sw("logout", jwt_sid) == 0
+    assert raw.hget(f"session:{jwt_sid}", "status") == "inactive"
+    assert sw("logout", "--user", long_user) == 0
+    assert "1 session(s)" in sw.out
+    assert raw.hget("session:other-1", "status") == "inactive"
+
+
 def test_invalid_input_is_exit_2(sw: Run) -> None:
     assert sw("logout", "--user", "bad\x1bname") == cli.EXIT_USAGE
     assert "invalid input" in sw.one_error_line()

@@ -43,8 +43,8 @@ for i, name in ipairs({'login_time', 'last_seen', 'expires_at', 'logout_time'}) 
   if bad then return redis.error_reply(bad) end
 end
 local active_key, history_key = P_ACTIVE .. username, P_HISTORY .. username
-local bad = check_types({G_SEARCH, 'zset', G_EXP, 'zset', G_SEEN, 'zset', G_LOGIN, 'zset',
-  G_ENDED, 'zset', G_USER, 'zset', G_APPLEX, 'zset', active_key, 'set', history_key, 'list'})
+local bad = check_types({active_key, 'set', history_key, 'list', O_SEEN, 'set'})
+  or check_zsets({G_SEARCH, G_EXP, G_SEEN, G_LOGIN, G_ENDED, G_USER, G_APPLEX, unpack(OVERVIEW_ZSETS)})
   or check_counter_field(G_APP, app) or check_counter_field(G_TYPE, stype)
   or check_overview(username, ip)
 if bad then return redis.error_reply(bad) end

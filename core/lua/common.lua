@@ -119,15 +119,64 @@ local function check_counter_field(key, field)
   return nil
 end
 
--- What emit() writes: the event log, its sequence, and (when trimming) the settings hash.
-local function check_emit()
-  return check_types({G_EVENTS, 'list', G_SETTINGS, 'hash'}) or check_counter(G_SEQ)
+-- The sorted sets only sessionwatch writes, checked in one command rather than one TYPE
+-- each (login runs on every sign-in): ZINTER looks up the type of every key before it
+-- computes anything, and with an absent key among them it computes nothing. It accepts
+-- a plain set as well, so a set written at one of these keys is not caught. On a refusal
+-- the keys are checked one by one to name the culprit.
+local ABSENT = P_CACHE .. '\0'
+local function check_zsets(list)
+  local probe = {#list + 1}
+  for i, k in ipairs(list) do probe[i + 1] = k end
+  probe[#probe + 1] = ABSENT
+  local r = redis.pcall('ZINTER', unpack(probe))
+  if r.err then
+    for _, k in ipairs(list) do
+      local t = kind_of(k)
+      if t ~= 'none' and t ~= 'zset' and t ~= 'set' then return refuse(k, 'is a ' .. t .. ', not a zset') end
+    end
+  end
+  return nil
+end
+
+-- Strings that INCR will change, read in one MGET: absent, or integers. (MGET answers
+-- nil for a key of another type: only those are looked at again.)
+local function check_counters(keys)
+  local v = redis.call('MGET', unpack(keys))
+  for i, key in ipairs(keys) do
+    if v[i] then
+      if not is_int(v[i]) then return refuse(key, 'does not hold an integer') end
+    else
+      local bad = check_types({key, 'string'})
+      if bad then return bad end
+    end
+  end
+  return nil
+end
+
+-- Hash fields that HINCRBY will change, read in one HMGET: absent, or integers.
+local function check_counter_fields(key, fields)
+  local v = redis.pcall('HMGET', key, unpack(fields))
+  if v.err then return refuse(key, 'is a ' .. kind_of(key) .. ', not a hash') end
+  for i, field in ipairs(fields) do
+    if v[i] and not is_int(v[i]) then return refuse(key, 'field ' .. field .. ' does not hold an integer') end
+  end
+  return nil
+end
+
+-- What emit() writes: the event log and its sequence (the settings hash is only read);
+-- ``counters``: other string counters the script increments, checked in the same MGET.
+local function check_emit(counters)
+  return check_types({G_EVENTS, 'list'}) or check_counters({G_SEQ, unpack(counters or {})})
 end
 
 -- The event-log cap is one setting stored in Redis, shared by every writer. The first
--- writer that trims stores its policy's value if none is set yet.
+-- writer that trims stores its policy's value if none is set yet; a settings key of
+-- another type is left alone (this writer's cap is used).
 local function event_cap()
-  local v = tonumber(redis.call('HGET', G_SETTINGS, 'event_log_max'))
+  local v = redis.pcall('HGET', G_SETTINGS, 'event_log_max')
+  if type(v) == 'table' then return EVENT_MAX end
+  v = tonumber(v)
   if v and v >= 1 and v < 1e12 then return math.floor(v) end
   redis.call('HSETNX', G_SETTINGS, 'event_log_max', EVENT_MAX)
   return EVENT_MAX
@@ -229,21 +278,21 @@ end
 -- comeback anomaly rule looks for users an admin logged out everywhere).
 local END_SCOPE = nil
 
--- What the overview counts change: for a session of ``username`` from ``ip``.
+-- The sorted sets of the overview (top addresses and users).
+local OVERVIEW_ZSETS = {O_USER_SESS, O_IP_SESS, O_IP_USERS, O_USER_IPS}
+
+-- What the overview counts change for a session of ``username`` from ``ip``, besides
+-- OVERVIEW_ZSETS: the ip|user pair count.
 local function check_overview(username, ip)
-  local bad = check_types({O_USER_SESS, 'zset', O_IP_SESS, 'zset', O_IP_USERS, 'zset',
-    O_USER_IPS, 'zset', O_PAIRS, 'hash', O_SEEN, 'set'})
-  if bad or not ip or ip == '' then return bad end
+  if not ip or ip == '' then return check_types({O_PAIRS, 'hash'}) end
   return check_counter_field(O_PAIRS, ip .. '|' .. username)
 end
 
 -- What end_session may write whatever the session: check once per script.
 local function check_end_globals()
-  return check_types({G_EXP, 'zset', G_SEEN, 'zset', G_LOGIN, 'zset', G_ENDED, 'zset',
-    G_USER, 'zset', G_APPLEX, 'zset', K_KINDS_MIN, 'hash'}) or check_counter(K_ENDS_MIN) or check_emit()
-    or check_counter_field(K_KINDS_MIN, 'expired') or check_counter_field(K_KINDS_MIN, 'logout')
-    or check_counter_field(K_KINDS_MIN, 'admin_logout') or check_counter_field(K_KINDS_MIN, 'evicted')
-    or check_counter_field(K_KINDS_MIN, 'replaced')
+  return check_zsets({G_EXP, G_SEEN, G_LOGIN, G_ENDED, G_USER, G_APPLEX, unpack(OVERVIEW_ZSETS)})
+    or check_emit({K_ENDS_MIN})
+    or check_counter_fields(K_KINDS_MIN, {'expired', 'logout', 'admin_logout', 'evicted', 'replaced'})
 end
 
 -- What end_session writes for this session: its user's active set, the counters of its

@@ -14,11 +14,12 @@ local active_key = P_ACTIVE .. username
 local history_key = P_HISTORY .. username
 
 -- Every precondition before the first write.
-local bad = check_types({active_key, 'set', history_key, 'list', G_EXP, 'zset', G_SEEN, 'zset',
-  G_LOGIN, 'zset', G_SEARCH, 'zset', G_USER, 'zset', G_APPLEX, 'zset', K_KINDS_MIN, 'hash'}) or check_emit()
-  or check_counter(K_LOGINS_MIN) or check_counter_field(G_APP, app)
+-- (O_SEEN, a set, rides along in the sorted sets' one-command check.)
+local bad = check_types({active_key, 'set', history_key, 'list'})
+  or check_zsets({G_EXP, G_SEEN, G_LOGIN, G_SEARCH, G_USER, G_APPLEX, O_SEEN, unpack(OVERVIEW_ZSETS)})
+  or check_emit({K_LOGINS_MIN}) or check_counter_field(G_APP, app)
   or check_counter_field(G_TYPE, stype) or check_overview(username, ip)
-  or check_counter_field(K_KINDS_MIN, 'login') or check_counter_field(K_KINDS_MIN, 'new_user')
+  or check_counter_fields(K_KINDS_MIN, {'login', 'new_user'})
 if bad then return redis.error_reply(bad) end
 
 -- Per-user cap, decided before writing: stale members are dropped, expired ones ended,
