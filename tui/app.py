@@ -37,7 +37,7 @@ from .model import DashboardModel, clean, fmt_clock
 from .overview_actions import FlagAction
 from .panels import PANELS, Panel
 from .screens.confirm import ConfirmScreen
-from .screens.detail import DetailScreen
+from .screens.detail import Detail, DetailScreen
 from .screens.help import HelpScreen
 from .source import DataSource
 from .widgets.status import StatusBar
@@ -491,6 +491,9 @@ class SessionWatchApp(App[None]):
             self.request_refresh(FEED_REFRESH)
         if not fresh:
             return
+        screen = self.screen
+        if isinstance(screen, DetailScreen) and any(ev.sid == screen.sid for ev in fresh):
+            screen.load()  # the session it shows changed: show it now
         if self.frozen:
             self._pending_events.extend(fresh)
             del self._pending_events[: -self.model.max_events]
@@ -500,7 +503,15 @@ class SessionWatchApp(App[None]):
 
     # --- detail, logout -----------------------------------------------------------------
     def open_detail(self, session: Session) -> None:
-        self.push_screen(DetailScreen(session.sid, self.source.detail, self.clock), callback=self._thaw)
+        logout = None if self.read_only else self._detail_logout
+        screen = DetailScreen(session.sid, self.source.detail, self.clock, logout)
+        self.push_screen(screen, callback=self._thaw)
+
+    def _detail_logout(self, detail: Detail) -> None:
+        """``l`` on the detail screen: that session, confirmed like anywhere else."""
+        s = detail.session
+        ended = s is None or not s.is_active(self.clock())
+        self.confirm_logout(s, ended=ended, sid=detail.sid)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         """Over a dialog only help and quit stay live."""

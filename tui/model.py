@@ -398,6 +398,9 @@ class DashboardModel:
         label = {"connected": "● connected", "reconnecting": "○ reconnecting", "connecting": "… connecting",
                  "stalled": "○ live feed stalled"}
         parts.append((label[state], "reconnecting" if state == "stalled" else state))
+        if state == "reconnecting" and self.stats is None:
+            # never reached Redis: say how to point the dashboard somewhere (it keeps retrying)
+            parts.append(("no Redis answers: give --url or REDIS_URL, or try sessionwatch demo", "detail"))
         if state in ("reconnecting", "stalled") and self.detail:
             parts.append((clean(self.detail, 60), "detail"))
         parts.append((clean(self.target, 120), "target"))

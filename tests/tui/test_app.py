@@ -264,6 +264,26 @@ async def test_detail_screen_shows_fields_cache_and_events(seeded) -> None:
         assert not isinstance(app.screen, DetailScreen)
 
 
+async def test_detail_screen_is_live_and_l_logs_that_session_out(seeded, clock) -> None:
+    store, sids = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: getattr(app.screen, "detail", None) is not None)
+        assert sids[-1] in screen_text(app)  # the full session id
+        detail = app.screen
+        store.update_profile(sids[-1], department="night shift")  # changed by someone else
+        await wait_for(pilot, lambda: "night shift" in screen_text(app))
+        await pilot.press("l")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await wait_for(pilot, lambda: app.screen is detail and detail.detail.session.status == "inactive")
+        assert store.get(sids[-1]).ended_by == "admin@ssh:203.0.113.9"
+        await pilot.press("l")
+        await wait_for(pilot, lambda: any("already ended" in n.message for n in app._notifications))
+
+
 async def test_search_shares_the_filter_language_and_refreshes_after_logout(seeded) -> None:
     store, sids = seeded
     store.logout(sids[0])

@@ -146,3 +146,30 @@ def test_status_line_counts_anonymous_sessions_apart() -> None:
     assert [s.username for s in store.active_page().sessions] == ["alice"]
     model.poll_succeeded(stats(2, 0), ServerInfo(version="7.0.15"), 0.3)
     assert "anonymous" not in model.status_line()  # shown only when there are some
+
+
+def test_actor_is_the_sudo_user_and_the_ssh_client_attached_to_tmux_now() -> None:
+    stale = {"SSH_CONNECTION": "198.51.100.1 40000 10.0.0.5 22", "SUDO_USER": "alice", "TMUX": "/tmp/t,1,0"}
+    asked: list[list[str]] = []
+
+    def tmux(args: list[str]) -> str | None:
+        asked.append(args)
+        return "SSH_CONNECTION=203.0.113.9 52100 10.0.0.5 22"
+
+    assert default_actor(stale, tmux=tmux) == "alice@ssh:203.0.113.9"
+    assert asked == [["show-environment", "SSH_CONNECTION"]]
+    # attached from a local terminal: no SSH origin, whatever the shell inherited
+    assert default_actor(stale, tmux=lambda a: "-SSH_CONNECTION") == "alice"
+    # tmux not answering: the shell's own variable is all there is
+    assert default_actor(stale, tmux=lambda a: None) == "alice@ssh:198.51.100.1"
+    assert default_actor({"SUDO_USER": "bob\x1b[2J"}, tmux=lambda a: None) != "bob\x1b[2J"
+
+
+def test_never_connected_says_how_to_point_the_dashboard_somewhere() -> None:
+    from tui.model import DashboardModel
+
+    model = DashboardModel(target="127.0.0.1:6379/0")
+    model.poll_failed("Connection refused")
+    model.feed_status(False, "Connection refused")
+    text = model.status_line()
+    assert "--url" in text and "REDIS_URL" in text and "sessionwatch demo" in text

@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
+from textual.binding import Binding, BindingsMap, BindingType
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Static
@@ -45,7 +45,7 @@ def render_detail(d: Detail, now: float) -> Text | Table:
     s = d.session
     for name, value in s.to_dict().items():
         if name == "sid":
-            value = s.short_id
+            value = s.sid  # in full: the id an admin copies into a ticket or a log search
         elif name in TIME_FIELDS and value is not None:
             rel = fmt_duration(abs(value - now))
             value = f"{fmt_clock(value)} ({'in ' + rel if value > now else rel + ' ago'})"
@@ -71,28 +71,38 @@ def render_detail(d: Detail, now: float) -> Text | Table:
 
 
 class DetailScreen(Screen[None]):
-    """Loads its data in a thread worker with ``loader`` (never on the event loop)."""
+    """Loads its data in a thread worker with ``loader`` (never on the event loop), and
+    again every :attr:`LIVE_EVERY` seconds and on each event about this session, so it
+    shows touches and the end as they happen. ``logout`` (when given: not read-only)
+    is what ``l`` calls for the session shown."""
 
+    LIVE_EVERY: ClassVar[float] = 2.0
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "close", "Back", id="detail.close"),
         Binding("q", "close", "Back", show=False, id="detail.close2"),
         Binding("r", "reload", "Reload", id="detail.reload"),
     ]
 
-    def __init__(self, sid: str, loader: Callable[[str], Detail], now: Callable[[], float]) -> None:
+    def __init__(self, sid: str, loader: Callable[[str], Detail], now: Callable[[], float],
+                 logout: Callable[[Detail], None] | None = None) -> None:
         super().__init__()
         self.sid = sid
         self.loader = loader
         self.now = now
+        self.logout = logout
+        if logout is not None:
+            self._bindings = BindingsMap.merge([self._bindings, BindingsMap(
+                [Binding("l", "logout", "Log out", id="session.logout")])])
 
     def compose(self) -> ComposeResult:
-        yield Static(Text(f"Session {clean(self.sid, 8)}"), id="detail-title")
+        yield Static(Text(f"Session {clean(self.sid, 80)}"), id="detail-title")
         with VerticalScroll(id="detail-body"):
             yield Static(Text("loading…"), id="detail-content")
         yield Footer()
 
     def on_mount(self) -> None:
         self.load()
+        self.set_interval(self.LIVE_EVERY, self.load)
 
     @work(thread=True, exclusive=True, group="detail", exit_on_error=False)
     def load(self) -> None:
@@ -109,6 +119,11 @@ class DetailScreen(Screen[None]):
 
     def action_reload(self) -> None:
         self.load()
+
+    def action_logout(self) -> None:
+        detail = getattr(self, "detail", None)
+        if self.logout is not None and detail is not None:
+            self.logout(detail)
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -45,10 +45,13 @@ class StatusBar(Vertical):
             status = self.query_one("#status-text", StatusText)
             counts = self.query_one("#counts-text", StatusText)
             spark = self.query_one(Sparkline)
+            label = self.query_one("#spark-label", Static)
         except NoMatches:  # composing, or the app is shutting down: nothing to draw into
             return
         status.show(model.status_parts())
         counts.show(model.count_parts())
         data = model.logins_per_minute()
+        # the scale: what the bars stand for
+        label.update(f"logins/min peak {max(data)} now {data[-1]}" if data else "logins/min")
         if list(spark.data or []) != data:
             spark.data = data
