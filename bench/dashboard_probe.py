@@ -69,6 +69,33 @@ async def paint(url: str) -> dict[str, float]:
             "peak_rss_mib": _peak_rss_mib()}
 
 
+async def end(url: str) -> dict[str, float]:
+    """End pressed on the Active table: time until the last row of the set is selected and
+    drawn (the window read from the end of the index, not the whole set)."""
+    from core import SessionStore
+    from tui.app import build_app
+    from tui.widgets.virtual_table import VirtualTable
+
+    store = SessionStore.from_url(url)
+    app = build_app(store, read_only=True, sweep=False, feed=False)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await _wait_rows(app, pilot)
+        table = app.query_one("#active-table", VirtualTable)
+        total = table.window.total
+        t0 = time.perf_counter()
+        await pilot.press("end")
+        while not (table.window.selected is not None and table.window.cursor == total - 1
+                   and table.window.selected.session is not None):
+            if time.perf_counter() - t0 > 30:
+                raise TimeoutError("End did not reach the last row")
+            await asyncio.sleep(0.002)
+        await pilot.pause()  # drawn
+        took = (time.perf_counter() - t0) * 1000
+        rss = _rss_mib()
+    store.close()
+    return {"end_ms": took, "rows": total, "rss_mib": rss}
+
+
 async def live(url: str, idle: float, load: float) -> dict[str, object]:
     from core import SessionStore
     from tui.app import build_app
@@ -111,11 +138,11 @@ async def live(url: str, idle: float, load: float) -> dict[str, object]:
             "peak_rss_mib": _peak_rss_mib()}
 
 
-def run_paint(url: str) -> dict[str, float]:
-    """Run one paint probe in a fresh process."""
+def run_paint(url: str, mode: str = "paint") -> dict[str, float]:
+    """Run one paint (or ``end``) probe in a fresh process."""
     import subprocess
 
-    out = subprocess.run([sys.executable, "-m", "bench.dashboard_probe", "paint", url], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "bench.dashboard_probe", mode, url], capture_output=True,
                          text=True, timeout=120, check=False)
     if out.returncode != 0:
         raise RuntimeError(f"dashboard probe failed: {(out.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -124,13 +151,15 @@ def run_paint(url: str) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["paint", "live"])
+    parser.add_argument("mode", choices=["paint", "live", "end"])
     parser.add_argument("url")
     parser.add_argument("--idle", type=float, default=3.0)
     parser.add_argument("--load", type=float, default=5.0)
     args = parser.parse_args()
     if args.mode == "paint":
         result = asyncio.run(paint(args.url))
+    elif args.mode == "end":
+        result = asyncio.run(end(args.url))
     else:
         result = asyncio.run(live(args.url, args.idle, args.load))
     print(json.dumps(result), flush=True)

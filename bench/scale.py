@@ -22,12 +22,26 @@ CLI_PAGE = 500
 """Page size of ``sessionwatch sessions`` (tui/cli.py pages by 500)."""
 
 
+SCREEN = 48
+"""Rows on a 160x50 dashboard's Active table; a read is a screenful and a margin each side."""
+WINDOW = 3 * SCREEN
+
+
 def dashboard_poll(store: SessionStore) -> None:
-    """What one dashboard poll reads (tui/app.py ``poll`` on the Active panel)."""
+    """What one dashboard refresh reads: the health poll (tui/app.py) and the Active panel's
+    window at the head (tui/panels/sessions.py)."""
     store.ping()
     store.stats()
     store.server_info()
-    store.active_page(sort="last_seen", limit=PAGE_SIZE)
+    store.window("seen", start=0, count=WINDOW)
+
+
+def screenful(order: str, where: str) -> Callable[[int], Callable[[SessionStore], object]]:
+    """A screenful of the Active table in ``order``: at the top, the middle or the end."""
+    def make(size: int) -> Callable[[SessionStore], object]:
+        start = {"top": 0, "middle": max(0, size // 2 - SCREEN), "end": -WINDOW}[where]
+        return lambda s: s.window(order, descending=order != "user", start=start, count=WINDOW)
+    return make
 
 
 def dashboard_refresh(store: SessionStore) -> None:
@@ -51,7 +65,11 @@ def overview_refresh(store: SessionStore) -> None:
 
 
 WORK = {
-    "dashboard poll (ping + stats + server_info + active_page 100)": lambda size: dashboard_poll,
+    f"dashboard poll (ping + stats + server_info + Active window of {WINDOW} rows)":
+        lambda size: dashboard_poll,
+    f"screenful by last seen, middle of the set ({WINDOW} rows)": screenful("seen", "middle"),
+    f"screenful by last seen, End: the last rows ({WINDOW} rows)": screenful("seen", "end"),
+    f"screenful by user (lex index), middle of the set ({WINDOW} rows)": screenful("user", "middle"),
     "full refresh (poll + cache_page 100 + events 100)": lambda size: dashboard_refresh,
     f"CLI listing page ({CLI_PAGE} sessions, middle of the list)": cli_page,
     "overview refresh (overview 60 min + top 10s + flags, and one rules tick)": lambda size: overview_refresh,
@@ -139,10 +157,12 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
                                   "identical", same if len(measured) > 1 else None))
     if measured:
         big = measured[-1]
+        full = next(name for name in WORK if name.startswith("full refresh"))
         sec.headline.append((f"dashboard full refresh at {big:,} sessions",
-                             f"{costs[list(WORK)[1]][big].total_commands} commands "
+                             f"{costs[full][big].total_commands} commands "
                              f"(same at {measured[0]:,}), "
-                             f"{times[list(WORK)[1]][big].median:.1f} ms"))
+                             f"{times[full][big].median:.1f} ms"))
+        _scan(admin, store, big, sec, progress)
         if cfg.tui:
             _dashboard(url, cfg, big, sec, progress)
         else:
@@ -150,6 +170,58 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
     store.close()
     admin.close()
     return sec
+
+
+def _scan(admin: redis.Redis, store: SessionStore, size: int, sec: Section, progress: Progress) -> None:
+    """The Active filter's substring scan (tui/panels/sessions.py) over the whole set, as
+    its worker runs it: scan steps of 200 plus the matches' hashes."""
+    from tui.panels.sessions import SCAN_COUNT
+    from tui.query import HASH_FIELDS, parse
+
+    progress(f"scale: substring filter scan over {size:,} sessions")
+    query = parse("SER0000123")  # case-insensitive substring: user00001230..user00001239
+    old = admin.config_get("slowlog-log-slower-than")["slowlog-log-slower-than"]
+    admin.config_set("slowlog-log-slower-than", 5000)
+    admin.slowlog_reset()
+    t0 = time.perf_counter()
+    first = None
+    matches = steps = scanned = 0
+    longest = 0.0
+    cursor, started = 0, False
+    while cursor or not started:
+        started = True
+        t = time.perf_counter()
+        step = store.scan_step("active", cursor, count=SCAN_COUNT, fields=HASH_FIELDS)
+        hits = [sid for sid, fields in step.rows if query.matches(sid, fields)]
+        if hits:
+            store.sessions_by_id(hits)
+            if first is None:
+                first = time.perf_counter() - t0
+        longest = max(longest, time.perf_counter() - t)
+        matches += len(hits)
+        scanned += len(step.rows)
+        steps += 1
+        cursor = step.cursor
+    total = time.perf_counter() - t0
+    slow = admin.slowlog_get(128)
+    admin.config_set("slowlog-log-slower-than", old)
+    worst = max((e["duration"] for e in slow), default=0) / 1000
+    t = Table(f"4e. Substring filter over {size:,} active sessions ('SER0000123', case-insensitive)",
+              ["measure", "value"])
+    t.add("first matches found (ms)", "none" if first is None else f"{first * 1000:,.0f}")
+    t.add("whole set scanned (s)", f"{total:,.1f}")
+    t.add("sessions scanned / matches / steps", f"{scanned:,} / {matches:,} / {steps:,}")
+    t.add("longest step, client wall time, 2 round trips (ms)", f"{longest * 1000:,.1f}")
+    t.add("Redis commands over 5 ms during the scan (SLOWLOG)", f"{len(slow)} (longest {worst:,.1f} ms)")
+    t.notes.append("One step: ZSCAN COUNT 200 + ZCARD, then one HMGET per session met (one pipeline), "
+                   "then HGETALL of the matches. The first match depends on where ZSCAN meets it.")
+    sec.tables.append(t)
+    sec.targets.append(Target(f"substring filter first matches at {size:,}",
+                              "none" if first is None else f"{first * 1000:,.0f} ms", "< 200 ms",
+                              None if first is None else first < 0.2))
+    sec.targets.append(Target(f"substring filter whole scan at {size:,}", f"{total:,.1f} s", "< 10 s",
+                              total < 10))
+    sec.targets.append(Target("Redis calls over 5 ms during the scan", str(len(slow)), "0", not slow))
 
 
 def _dashboard(url: str, cfg: Config, size: int, sec: Section, progress: Progress) -> None:
@@ -167,11 +239,17 @@ def _dashboard(url: str, cfg: Config, size: int, sec: Section, progress: Progres
     t.add("import of tui.app (ms, before the app starts)", imports.cell())
     t.add("RSS after first paint (MiB)", rss.cell(1))
     t.add("peak RSS of the process (MiB)", peak.cell(1))
+    ends = Sample()
+    for _ in range(cfg.paint_runs):
+        ends.add(dashboard_probe.run_paint(url, "end")["end_ms"])
+    t.add("End pressed → last row of the set selected and drawn (ms)", ends.cell())
     t.notes.append("Each run is a fresh process (bench/dashboard_probe.py), so RSS is the dashboard's alone.")
     sec.tables.append(t)
     sec.targets.append(Target(f"dashboard first paint at {size:,}", f"{paint.median:,.0f} ms", "< 1,000 ms",
                               paint.median < 1000))
     sec.targets.append(Target(f"dashboard RSS at {size:,}", f"{peak.median:,.1f} MiB peak", "< 150 MiB",
                               peak.median < 150))
+    sec.targets.append(Target(f"End to screen at {size:,}", f"{ends.median:,.0f} ms", "< 300 ms",
+                              ends.median < 300))
     sec.headline.append((f"dashboard at {size:,} sessions",
                          f"first paint {paint.median:,.0f} ms, peak RSS {peak.median:,.0f} MiB"))
