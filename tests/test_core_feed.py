@@ -30,7 +30,7 @@ class Collector:
         for item in self.feed.run(self.stop):
             self.items.append(item)
 
-    def wait_for(self, cond: Callable[[list[object]], bool], timeout: float = 10.0) -> None:
+    def wait_for(self, cond: Callable[[list[object]], bool], timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if cond(self.items):
@@ -67,10 +67,18 @@ def test_backlog_then_live_then_pubsub_kill_no_gap_no_duplicate(server):
         if i == 10:
             store.client.client_kill_filter(_type="pubsub")
     col.wait_for(lambda items: len(col.seqs()) == 23)
-    time.sleep(0.5)
-    assert col.seqs() == list(range(1, 24))
+    store.login("last", app="crm")  # a marker: once it arrives, any duplicate before it has too
+    col.wait_for(lambda items: 24 in col.seqs())
+    assert col.seqs() == list(range(1, 25))
     col.close()
     store.close()
+
+
+def wait_aof_written(client, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while int(client.info("persistence").get("aof_buffer_length", 0)):
+        assert time.monotonic() < deadline, "AOF buffer not written"
+        time.sleep(0.02)
 
 
 def test_crash_and_restart_with_aof_catches_up(server):
@@ -80,7 +88,9 @@ def test_crash_and_restart_with_aof_catches_up(server):
     for i in range(5):
         store.login(f"a{i}", app="crm")
     col.wait_for(lambda items: len(col.seqs()) == 5)
-    time.sleep(1.2)  # let appendfsync everysec write the AOF
+    # kill -9 keeps what Redis has write()n to the AOF (the page cache survives a process
+    # crash; everysec only delays the fsync): wait until its AOF buffer is empty.
+    wait_aof_written(store.client)
     server.kill()
     col.wait_for(lambda items: any(isinstance(x, FeedStatus) and not x.connected for x in items), 5)
     server.start()
@@ -147,8 +157,10 @@ def test_expiry_hint_from_keyspace_notifications(server):
     col = Collector(store)
     col.wait_for(lambda items: any(isinstance(x, Resync) for x in items))
     store.client.set(store.schema.cache("short"), "x", px=50)
-    time.sleep(0.1)
-    store.client.get(store.schema.cache("short"))  # access deletes it: the expired event fires
+    deadline = time.monotonic() + 30
+    while store.client.get(store.schema.cache("short")) is not None:  # an access past expiry deletes it
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     col.wait_for(lambda items: any(isinstance(x, ExpiryHint) for x in items))
     col.close()
     store.close()

@@ -22,6 +22,10 @@ pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 OPTS = ConnectOptions(socket_timeout=0.5, connect_timeout=0.5, retries=1, backoff_cap=0.2)
 SIZE = (140, 40)
+BOUND = 20.0
+"""How long a test waits for the dashboard to notice or recover: generous, because on a
+busy 2-core machine a frame can take seconds. How fast it is, is measured in bench/
+(dashboard_probe), not asserted here."""
 
 
 async def until(pilot: Pilot, cond: Callable[[], object], timeout: float) -> float:
@@ -61,57 +65,67 @@ async def test_dashboard_through_a_crash_and_aof_restart(server: RedisServer) ->
     dash = SessionStore.from_url(server.url, options=OPTS)
     app = build_app(dash, refresh_interval=0.5, sweep=False, target_label="test", actor="root")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.model.state == "connected" and len(active_rows(app)) == 20, 5)
+        await until(pilot, lambda: app.model.state == "connected" and len(active_rows(app)) == 20, BOUND)
         server.kill()
-        noticed = await until(pilot, lambda: app.model.state == "reconnecting", 2.0)
+        noticed = await until(pilot, lambda: app.model.state == "reconnecting", BOUND)
         assert len(active_rows(app)) == 20  # the last known page stays on screen
-        time.sleep(0.3)
         server.start()
-        resynced = await until(pilot, lambda: app.model.state == "connected", 3.0)
+        resynced = await until(pilot, lambda: app.model.state == "connected", BOUND)
         for s in sessions[:5]:
             writer.logout(s.sid, actor="root")
         new = {writer.login(f"n{i}", app="crm")[0].sid for i in range(3)}
         expected = truth(writer)
         assert expected == {s.sid for s in sessions[5:]} | new
         await until(pilot, lambda: active_rows(app) == expected
-                    and app.model.stats is not None and app.model.stats.active == 18, 3.0)
-        await until(pilot, lambda: app.model.last_seq == int(writer.client.get(writer.schema.event_seq)), 3.0)
+                    and app.model.stats is not None and app.model.stats.active == 18, BOUND)
+        await until(pilot, lambda: app.model.last_seq == int(writer.client.get(writer.schema.event_seq)), BOUND)
         assert_tail_matches_log(app, writer)
     print(f"dashboard crash: reconnecting shown after {noticed:.2f} s, connected {resynced:.2f} s after restart")
     writer.close()
     dash.close()
 
 
+async def _key_latency(pilot: Pilot, app: SessionWatchApp) -> float:
+    """Seconds from pressing ``p`` (pause/resume) until the model shows it."""
+    start = time.monotonic()
+    before = app.model.paused
+    await pilot.press("p")
+    await until(pilot, lambda: app.model.paused != before, BOUND)
+    return time.monotonic() - start
+
+
 async def test_dashboard_stays_responsive_while_redis_is_frozen(server: RedisServer) -> None:
+    """Keys answer while Redis is frozen: judged against the same machine's key latency
+    with Redis up (a ratio), since a loaded machine slows both alike. A UI thread waiting
+    on Redis would take a whole call bound (OPTS.worst_case_seconds) per key."""
     writer = SessionStore.from_url(server.url, options=OPTS, policy=Policy(idle_ttl=3600))
     sessions = [writer.login(f"u{i}", app="crm")[0] for i in range(10)]
     dash = SessionStore.from_url(server.url, options=OPTS)
     app = build_app(dash, refresh_interval=0.5, sweep=False, target_label="test", actor="root")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.model.state == "connected" and len(active_rows(app)) == 10, 5)
+        await until(pilot, lambda: app.model.state == "connected" and len(active_rows(app)) == 10, BOUND)
+        baseline = max([await _key_latency(pilot, app) for _ in range(4)])
         server.pause()
         frozen_at = time.monotonic()
         try:
-            noticed = await until(pilot, lambda: app.model.state == "reconnecting", 2.0)
-            worst_key = 0.0
-            while time.monotonic() - frozen_at < 10.0:  # frozen 10 s; keys answer all along
-                start = time.monotonic()
-                before = app.model.paused
-                await pilot.press("p")
-                await until(pilot, lambda b=before: app.model.paused != b, 1.0)
-                worst_key = max(worst_key, time.monotonic() - start)
-                await pilot.pause(0.5)
+            noticed = await until(pilot, lambda: app.model.state == "reconnecting", BOUND)
+            latencies = []
+            while len(latencies) < 6 or time.monotonic() - frozen_at < 5.0:  # keys answer all along
+                latencies.append(await _key_latency(pilot, app))
+                await pilot.pause(0.2)
+            assert app.model.state == "reconnecting"  # still frozen while the keys were measured
         finally:
             server.resume()
-        if app.model.paused:  # an odd number of presses in the 10 s left it paused
+        if app.model.paused:  # an odd number of presses while frozen left it paused
             await pilot.press("p")
-            await until(pilot, lambda: not app.model.paused, 1.0)
-        recovered = await until(pilot, lambda: app.model.state == "connected", 2.0)
+            await until(pilot, lambda: not app.model.paused, BOUND)
+        recovered = await until(pilot, lambda: app.model.state == "connected", BOUND)
         writer.logout(sessions[0].sid, actor="root")
-        await until(pilot, lambda: active_rows(app) == truth(writer), 3.0)
-        assert worst_key < 1.0
-    print(f"dashboard freeze: reconnecting after {noticed:.2f} s, worst key {worst_key * 1000:.0f} ms, "
-          f"connected {recovered:.2f} s after SIGCONT")
+        await until(pilot, lambda: active_rows(app) == truth(writer), BOUND)
+    worst_key = max(latencies)
+    assert worst_key < max(4 * baseline, OPTS.worst_case_seconds / 2), (worst_key, baseline)
+    print(f"dashboard freeze: reconnecting after {noticed:.2f} s, worst key {worst_key * 1000:.0f} ms "
+          f"(up: {baseline * 1000:.0f} ms), connected {recovered:.2f} s after SIGCONT")
     writer.close()
     dash.close()
 
@@ -122,19 +136,19 @@ async def test_dashboard_subscriber_killed_during_logouts(server: RedisServer) -
     dash = SessionStore.from_url(server.url, options=OPTS)
     app = build_app(dash, refresh_interval=0.5, sweep=False, target_label="test", actor="root")
     async with app.run_test(size=SIZE) as pilot:
-        await until(pilot, lambda: app.model.state == "connected" and len(active_rows(app)) == 60, 5)
+        await until(pilot, lambda: app.model.state == "connected" and len(active_rows(app)) == 60, BOUND)
         for i, s in enumerate(sessions[:40]):
             writer.logout(s.sid, actor="root")
             if i % 10 == 5:
-                await until(pilot, lambda: writer.client.execute_command("CLIENT", "LIST", "TYPE", "pubsub"), 3)
+                await until(pilot, lambda: writer.client.execute_command("CLIENT", "LIST", "TYPE", "pubsub"), BOUND)
                 client_kill_pubsub(server.url)
             await pilot.pause(0.01)
         expected = truth(writer)
         assert len(expected) == 20
         await until(pilot, lambda: active_rows(app) == expected
                     and app.model.stats is not None and app.model.stats.active == 20
-                    and app.model.stats.ended == 40, 3.0)
-        await until(pilot, lambda: app.model.last_seq == int(writer.client.get(writer.schema.event_seq)), 3.0)
+                    and app.model.stats.ended == 40, BOUND)
+        await until(pilot, lambda: app.model.last_seq == int(writer.client.get(writer.schema.event_seq)), BOUND)
         assert_tail_matches_log(app, writer)
     writer.close()
     dash.close()

@@ -147,7 +147,8 @@ def test_crash_under_load_loses_no_acknowledged_login(server: RedisServer) -> No
         wait_until(lambda: len(load.logins) >= 1000, timeout=30)
         server.kill()  # kill -9 mid-stream
         acked_at_crash = len(load.logins)
-        time.sleep(0.5)
+        failures = load.failures
+        wait_until(lambda: load.failures > failures, timeout=30)  # down, and the writers noticed
         server.start()
         wait_until(lambda: len(load.logins) >= acked_at_crash + 100, timeout=30)
     acked = dict(load.logins)
@@ -171,7 +172,7 @@ def test_crash_under_load_loses_no_acknowledged_login(server: RedisServer) -> No
     assert counter_drift(raw, s) == []  # the counters equal the truth after the crash
     # The live feed came back after the restart and delivered the log with no gap/duplicate.
     head = parse_event(raw.lindex(s.events, 0)).seq
-    wait_until(lambda: any(isinstance(x, Event) and x.seq == head for x in items), timeout=10)
+    wait_until(lambda: any(isinstance(x, Event) and x.seq == head for x in items), timeout=30)
     stop_feed.set()
     feed_thread.join(10)
     feed.close()
@@ -198,7 +199,7 @@ def test_expiry_with_no_events_among_many_long_ttl_keys() -> None:
         short_sids = {short.login(f"s{i % 40}", app="crm")[0].sid for i in range(200)}
         long_sids = {long.login(f"l{i}", app="crm")[0].sid for i in range(50)}
         assert raw.config_get("notify-keyspace-events")["notify-keyspace-events"] == ""
-        time.sleep(1.1)
+        wait_until(lambda: long.stats().expired_pending == 200, timeout=30)  # their 1 s idle passed
         page = long.active_page(limit=1000)
         assert {x.sid for x in page.sessions} == long_sids and page.total == 50
         assert long.stats().expired_pending == 200

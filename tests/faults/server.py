@@ -54,7 +54,7 @@ def frozen(server: RedisServer) -> Iterator[None]:
         server.resume()
 
 
-def wait_until(cond: Callable[[], bool], timeout: float = 10.0, step: float = 0.02) -> float:
+def wait_until(cond: Callable[[], bool], timeout: float = 30.0, step: float = 0.02) -> float:
     """Poll ``cond`` until true; returns the seconds it took. Fails the test on timeout."""
     start = time.monotonic()
     while not cond():

@@ -8,9 +8,10 @@ from __future__ import annotations
 import itertools
 
 import pytest
-from tui_helpers import screen_text, wait_for
+from tui_helpers import screen_text, settled, wait_for
 
 from tui.app import SessionWatchApp, build_app
+from tui.screens.confirm import ConfirmScreen
 
 
 def snapshot_app(store, **kw: object) -> SessionWatchApp:
@@ -26,6 +27,7 @@ async def loaded(pilot) -> None:
     await wait_for(pilot, lambda: app.poll_count >= 1 and app.main.query_one("#active-table").row_count == 5)
     # what the snapshot shows is painted, not only held: the counts, the tab title, the rows
     await wait_for(pilot, lambda: all(t in screen_text(app) for t in ("active 5", "Active 5", "rows 1–5 of 5")))
+    await settled(pilot)
 
 
 @pytest.mark.parametrize("size", [(80, 24), (120, 40)], ids=["80x24", "120x40"])
@@ -45,6 +47,8 @@ def test_confirm_dialog_80x24(seeded, snap_compare) -> None:
     async def confirm(pilot) -> None:
         await loaded(pilot)
         await pilot.press("l")
-        await pilot.pause()
+        await wait_for(pilot, lambda: isinstance(pilot.app.screen, ConfirmScreen)
+                       and pilot.app.screen.query("Button").first().region.height > 0)
+        await settled(pilot)
 
     assert snap_compare(snapshot_app(store), terminal_size=(80, 24), run_before=confirm)

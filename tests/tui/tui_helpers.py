@@ -41,11 +41,28 @@ def screen_text(app: App) -> str:
     return console.export_text()
 
 
-async def wait_for(pilot: Pilot, predicate: Callable[[], object], timeout: float = 5.0) -> None:
-    """Let the app run until ``predicate()`` is true (bounded: fails after ``timeout``)."""
+async def wait_for(pilot: Pilot, predicate: Callable[[], object], timeout: float = 30.0) -> None:
+    """Let the app run until ``predicate()`` is true (bounded: fails after ``timeout``,
+    which is generous because a loaded 2-core machine can take seconds to paint)."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {getattr(predicate, '__name__', predicate)}")
         await pilot.pause(0.05)
     await pilot.pause()  # let the screen catch up with what the predicate saw
+
+
+async def settled(pilot: Pilot, timeout: float = 30.0) -> None:
+    """Let the app run until two renders in a row are the same: nothing is being drawn or
+    laid out any more (a snapshot taken earlier can catch a half-drawn row)."""
+    deadline = time.monotonic() + timeout
+    await pilot.wait_for_scheduled_animations()
+    before = screen_text(pilot.app)
+    while True:
+        await pilot.pause(0.05)
+        now = screen_text(pilot.app)
+        if now == before:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("the screen kept changing")
+        before = now
