@@ -321,6 +321,8 @@ class ServerInfo:
     keyspace_misses: int | None = None
     uptime: int | None = None
     notify_keyspace_events: str | None = None
+    maxmemory_policy: str | None = None
+    """Anything but ``noeviction`` lets Redis delete sessions silently when memory is full."""
     error: str = ""
     """Why some of this could not be read (for example INFO denied by ACL)."""
 
@@ -344,6 +346,7 @@ def parse_info(info: Any) -> ServerInfo:
         keyspace_hits=num("keyspace_hits"),
         keyspace_misses=num("keyspace_misses"),
         uptime=num("uptime_in_seconds"),
+        maxmemory_policy=str(info["maxmemory_policy"]) if "maxmemory_policy" in info else None,
     )
 
 

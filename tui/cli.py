@@ -673,6 +673,9 @@ def cmd_health(args: argparse.Namespace) -> int:
     flags = info.notify_keyspace_events
     if flags is not None and not ("x" in flags and ("E" in flags or "A" in flags)):
         line += "; note: keyspace notifications for expired keys are off (notify-keyspace-events Ex)"
+    if info.maxmemory_policy not in (None, "noeviction"):
+        line += (f"; warning: maxmemory-policy {info.maxmemory_policy} lets Redis delete sessions silently "
+                 "when memory is full (use noeviction)")
     print(safe(line))
     return EXIT_OK
 
