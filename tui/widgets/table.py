@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from rich.text import Text
+from textual import events
 from textual.widgets import DataTable
 
 from core.display import DisplayText, display
@@ -26,8 +27,25 @@ class SessionTable(DataTable):
         self._order: dict[str, int] = {}
 
     def on_mount(self) -> None:
-        for key, label in self._columns:
-            self.add_column(label, key=key)
+        self._add_columns()
+
+    async def _on_idle(self, event: events.Idle) -> None:
+        # DataTable measures new rows when idle, but caches rendered cells by an update
+        # counter, not by column width: a frame drawn before that measuring (a busy
+        # machine) kept every column as narrow as its header. Redraw when widths change.
+        widths = [c.content_width for c in self.columns.values()]
+        await super()._on_idle(event)  # measures (DataTable's own handler then finds nothing to do)
+        if [c.content_width for c in self.columns.values()] != widths:
+            self._update_count += 1
+            self.refresh()
+
+    def _add_columns(self) -> None:
+        # Also from sync(): on a loaded machine the first poll can land before on_mount,
+        # and rows added to a table without columns left every column as narrow as its
+        # header ("esc\", "[bol") for good.
+        if not self.columns:
+            for key, label in self._columns:
+                self.add_column(label, key=key)
 
     @property
     def selected_key(self) -> str | None:
@@ -40,6 +58,7 @@ class SessionTable(DataTable):
 
     def sync(self, rows: Sequence[tuple[str, Cells]]) -> None:
         """Make the table show ``rows`` (``(key, cells)`` in display order) by diff."""
+        self._add_columns()
         selected = self.selected_key
         old_index = self.cursor_row
         wanted = {key: tuple(display(c, 1000) for c in cells) for key, cells in rows}
