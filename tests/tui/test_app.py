@@ -31,6 +31,12 @@ def table(app: SessionWatchApp, panel: str) -> Any:
     return app.query_one(f"#{panel}-table")
 
 
+async def event_log(pilot, app: SessionWatchApp) -> EventLog:
+    """The Events panel's log, once it is mounted (on a busy machine, a moment after "3")."""
+    await wait_for(pilot, lambda: app.query(EventLog))
+    return app.query_one(EventLog)
+
+
 def users_in(app: SessionWatchApp, panel: str) -> list[str]:
     t = table(app, panel)
     if isinstance(t, VirtualTable):
@@ -77,7 +83,7 @@ async def test_each_panel_shows_rows(seeded) -> None:
         await wait_for(pilot, lambda: row_count(app, "inactive") == 1)
         assert "logout" in screen_text(app)
         await pilot.press("3")
-        log = app.query_one(EventLog)
+        log = await event_log(pilot, app)
         await wait_for(pilot, lambda: len(log.lines) >= 6)
         assert app.panel == "events"
         await pilot.press("4")
@@ -313,14 +319,14 @@ async def test_event_tail_dedupes_and_pauses(seeded) -> None:
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
-        log = app.query_one(EventLog)
+        log = await event_log(pilot, app)
         await wait_for(pilot, lambda: len(log.lines) == 5)
         # the same events again (a reconnect catch-up overlapping the tail) are dropped
         app.post_message(__import__("tui.messages").messages.FeedItems(store.events(limit=5)[::-1]))
         await pilot.pause(0.2)
         assert len(log.lines) == 5 and len(app.model.events) == 5
         await pilot.press("p")
-        assert "PAUSED" in screen_text(app)
+        await wait_for(pilot, lambda: "PAUSED" in screen_text(app))
         store.logout(sids[1])
         await wait_for(pilot, lambda: len(app.model.events) == 6)
         await pilot.pause(0.3)
@@ -336,7 +342,7 @@ async def test_hidden_event_tail_is_redrawn_when_shown(seeded) -> None:
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await wait_for(pilot, lambda: len(app.model.events) == 5)
-        log = app.query_one(EventLog)
+        log = await event_log(pilot, app)
         store.logout(sids[2], actor="root")  # arrives while Active is shown
         await wait_for(pilot, lambda: len(app.model.events) == 6)
         assert len(log.lines) < 6  # the hidden tail was not drawn line by line
@@ -350,7 +356,7 @@ async def test_event_burst_is_summed_up_and_pause_shows_it_all(seeded) -> None:
     app = make_app(store)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("3")
-        log = app.query_one(EventLog)
+        log = await event_log(pilot, app)
         await wait_for(pilot, lambda: len(log.lines) == 5)
         for i in range(100):
             store.login(f"burst{i}", app="crm")
@@ -409,7 +415,7 @@ async def test_event_tail_stays_put_while_scrolled_up(seeded, clock) -> None:
     app = make_app(store)
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.press("3")
-        log = app.query_one(EventLog)
+        log = await event_log(pilot, app)
         for i in range(40):
             store.login(f"user{i:02d}", app="crm", ip="10.9.0.1")
         await wait_for(pilot, lambda: len(log.lines) == 45)
