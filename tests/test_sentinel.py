@@ -211,8 +211,8 @@ async def test_replica_acks_async_through_sentinel(sentinel_url: str) -> None:
 @pytest.mark.parametrize("acks", [0, 1])
 def test_failover_under_login_load(acks: int) -> None:
     """kill -9 of the master: sentinels promote the replica, the same store follows it and
-    logins resume. The crashed server is then restarted, as an operator would, and the
-    sentinels make it the new replica. Without replica_acks, acknowledged logins lost to
+    logins resume. The crashed server is then restarted as a replica of the new master, as
+    an operator would once the sentinels agree. Without replica_acks, acknowledged logins lost to
     asynchronous replication are counted (few); with replica_acks=1, none is lost (and
     while no replica is back, logins are refused as NotReplicated rather than acknowledged)."""
     g = SentinelGroup().start()
@@ -223,7 +223,7 @@ def test_failover_under_login_load(acks: int) -> None:
             killed_at = time.monotonic()
             before = len(load.acked)
             wait_until(lambda: g.master_port() == promoted.port, timeout=60)
-            crashed.start()
+            g.rejoin(crashed, promoted)
             wait_until(lambda: len(load.acked) >= before + 200, timeout=60)
             resumed_after = time.monotonic() - killed_at
         assert load.failures > 0, "the failover was not noticed at all"

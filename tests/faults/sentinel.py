@@ -79,8 +79,8 @@ class SentinelGroup:
         finally:
             client.close()
 
-    def wait_sentinels_agree(self, port: int, timeout: float = 30.0) -> None:
-        """Every sentinel names ``port`` as master and knows the replica and the others."""
+    def wait_sentinels_agree(self, port: int, timeout: float = 30.0, *, replicas: int = 1) -> None:
+        """Every sentinel names ``port`` as master and knows the others and ``replicas``."""
         def agreed() -> bool:
             for s in self.sentinels:
                 client = redis.Redis(port=s.port, socket_timeout=1, decode_responses=True)
@@ -88,7 +88,7 @@ class SentinelGroup:
                     info = client.sentinel_master(SERVICE)
                     if int(info["port"]) != port or int(info.get("num-other-sentinels", 0)) < 2:
                         return False
-                    if int(info.get("num-slaves", 0)) < 1:
+                    if int(info.get("num-slaves", 0)) < replicas:
                         return False
                 except (redis.RedisError, KeyError, TypeError):
                     return False
@@ -96,6 +96,18 @@ class SentinelGroup:
                     client.close()
             return True
         _wait(agreed, timeout, f"sentinels did not agree on master {port}")
+
+    def rejoin(self, crashed: RedisServer, master: RedisServer) -> None:
+        """Bring a crashed (empty, no persistence) master back as a replica of ``master``,
+        once every sentinel agrees on ``master``: restarted as a master, a sentinel still
+        holding the old view could make the promoted node its replica and wipe it."""
+        self.wait_sentinels_agree(master.port, replicas=0)
+        args = crashed.args
+        if "--replicaof" in args:  # drop the old "--replicaof host port"
+            i = args.index("--replicaof")
+            args = args[:i] + args[i + 3:]
+        crashed.args = [*args, "--replicaof", "127.0.0.1", str(master.port)]
+        crashed.start()
 
     def kill_master(self) -> tuple[RedisServer, RedisServer]:
         """kill -9 the current master; returns it and the server that should be promoted."""
