@@ -116,6 +116,11 @@ def _wrong_value(client: redis.Redis, key: bytes, kind: str,
     else:
         plants.append((lambda: (client.delete(key), client.rpush(key, "x")), None))
         plants.append((lambda: client.set(key, "not-a-number", keepttl=True), None))
+    # the sibling type, which commands taking "a set or a sorted set" (ZINTER...) accept
+    if kind == "zset":
+        plants.append((lambda: (client.delete(key), client.sadd(key, "x")), None))
+    elif kind == "set":
+        plants.append((lambda: (client.delete(key), client.zadd(key, {"x": 1})), None))
     for field in fields:
         plants.append((lambda field=field: client.hset(key, field, "x"), field))
     return plants

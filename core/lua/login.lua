@@ -14,9 +14,8 @@ local active_key = P_ACTIVE .. username
 local history_key = P_HISTORY .. username
 
 -- Every precondition before the first write.
--- (O_SEEN, a set, rides along in the sorted sets' one-command check.)
-local bad = check_types({active_key, 'set', history_key, 'list'})
-  or check_zsets({G_EXP, G_SEEN, G_LOGIN, G_SEARCH, G_USER, G_APPLEX, O_SEEN, unpack(OVERVIEW_ZSETS)})
+local bad = check_types({active_key, 'set', history_key, 'list', O_SEEN, 'set'})
+  or check_zsets({G_EXP, G_SEEN, G_LOGIN, G_SEARCH, G_USER, G_APPLEX, unpack(OVERVIEW_ZSETS)})
   or check_emit({K_LOGINS_MIN}) or check_counter_field(G_APP, app)
   or check_counter_field(G_TYPE, stype) or check_overview(username, ip)
   or check_counter_fields(K_KINDS_MIN, {'login', 'new_user'})
