@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, ClassVar
 
+from textual import on
 from textual.binding import Binding, BindingsMap, BindingType
 from textual.containers import Vertical
 from textual.widget import Widget
@@ -43,6 +44,8 @@ class Panel(Vertical):
     ID: ClassVar[str] = ""
     TITLE: ClassVar[str] = ""
     WRITE_BINDINGS: ClassVar[list[Binding]] = []
+    filter_text = ""
+    """What the panel's :class:`FilterInput` holds (panels that compose one)."""
 
     def __init__(self, source: DataSource, *, writable: bool) -> None:
         super().__init__(id=f"{self.ID}-panel", classes="panel")
@@ -77,6 +80,24 @@ class Panel(Vertical):
 
     def selected_session(self) -> Session | None:
         return None
+
+    # --- the filter box, for panels that compose a FilterInput ----------------------------
+    def filter_changed(self) -> None:
+        """``filter_text`` changed as the admin typed: show what matches."""
+
+    def action_filter(self) -> None:
+        self.query_one(FilterInput).focus()
+
+    @on(Input.Changed)
+    def _filter_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self.filter_text = event.value
+        self.filter_changed()
+
+    @on(Input.Submitted)
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.focus_main()
 
     def stop_work(self) -> None:
         """Escape in the filter box: stop what the filter started (a scan), if anything."""

@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from core import CacheEntry, StoreError
 
@@ -34,7 +34,6 @@ class CachePanel(Panel):
 
     def __init__(self, source, *, writable: bool) -> None:  # type: ignore[no-untyped-def]
         super().__init__(source, writable=writable)
-        self.filter_text = ""
         self.entries: list[CacheEntry] = []
 
     def compose(self) -> ComposeResult:
@@ -73,16 +72,5 @@ class CachePanel(Panel):
         text = f"{len(rows)} cache entries (newest activity first, one page of {PAGE_SIZE})"
         self.query_one("#cache-info", Static).update(Text(clean(error, 100) if error else text))
 
-    def action_filter(self) -> None:
-        self.query_one(FilterInput).focus()
-
-    @on(Input.Changed)
-    def _filter_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.filter_text = event.value
+    def filter_changed(self) -> None:
         self.show()
-
-    @on(Input.Submitted)
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.focus_main()

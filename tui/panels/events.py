@@ -9,7 +9,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widget import Widget
-from textual.widgets import Input, Static
+from textual.widgets import Static
 
 from core import Event
 
@@ -27,7 +27,6 @@ class EventsPanel(Panel):
 
     def __init__(self, source, *, writable: bool) -> None:  # type: ignore[no-untyped-def]
         super().__init__(source, writable=writable)
-        self.filter_text = ""
         self.stale = False
 
     def compose(self) -> ComposeResult:
@@ -76,16 +75,5 @@ class EventsPanel(Panel):
             parts.append(f"filter {self.filter_text.strip()[:60]}")
         self.query_one("#events-info", Static).update(Text(" · ".join(parts)))
 
-    def action_filter(self) -> None:
-        self.query_one(FilterInput).focus()
-
-    @on(Input.Changed)
-    def _filter_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.filter_text = event.value
+    def filter_changed(self) -> None:
         self.redraw()
-
-    @on(Input.Submitted)
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.focus_main()

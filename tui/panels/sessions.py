@@ -13,7 +13,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Input, Static
+from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from core import Session, StoreError
@@ -97,7 +97,6 @@ class SessionsPanel(Panel):
         super().__init__(source, writable=writable)
         self.order = self.ORDERS[0]
         self.descending = True
-        self.filter_text = ""
         self.note = ""
         self.reading = False
         self.again = False
@@ -309,23 +308,12 @@ class SessionsPanel(Panel):
     def action_sort_order(self) -> None:
         self.set_order(self.order, not self.descending)
 
-    def action_filter(self) -> None:
-        self.query_one(FilterInput).focus()
-
-    @on(Input.Changed)
-    def _filter_changed(self, event: Input.Changed) -> None:
-        event.stop()
-        self.filter_text = event.value
+    def filter_changed(self) -> None:
         self.table.window.reset()
         self.start_scan()
         self.table.sync()
         self.show_info()
         self.refresh_data()
-
-    @on(Input.Submitted)
-    def _filter_submitted(self, event: Input.Submitted) -> None:
-        event.stop()
-        self.focus_main()
 
     def selected_row(self) -> Row | None:
         return self.table.window.selected
