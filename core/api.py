@@ -12,12 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
 from . import backup, functions, plans
+from .buckets import Buckets
 from .connection import ConnectOptions, describe_target
 from .errors import NotReplicated
 from .plans import Context
 from .policy import Policy
 from .schema import Schema
 from .scripts import REPLICATED_SCRIPTS, all_scripts
+from .tokens import sid_from_token
 
 
 class StoreAPI:
@@ -29,16 +31,26 @@ class StoreAPI:
     passed in (its own timeouts apply, and nothing is retried)."""
 
     def __init__(self, client: Any, *, prefix: str = "", policy: Policy | None = None,
-                 clock: Callable[[], float] | None = None, server_clock: bool | None = None) -> None:
+                 clock: Callable[[], float] | None = None, server_clock: bool | None = None,
+                 buckets: int | None = None) -> None:
         """Wrap a redis-py client (``redis.Redis`` for the sync store, ``redis.asyncio.Redis``
         for the async one; fakeredis works too). ``clock`` returns epoch seconds.
 
         ``server_clock`` (the default unless a ``clock`` is given): expiry follows the Redis
         server's clock; ``clock`` is then only this machine's clock, corrected by a measured
-        offset. With a ``clock`` and no ``server_clock``, that clock is used as it is (tests)."""
+        offset. With a ``clock`` and no ``server_clock``, that clock is used as it is (tests).
+
+        ``buckets``: use the bucketed layout (:mod:`core.buckets`) with that many buckets,
+        as Redis Cluster needs; ``None`` keeps the single-node classic layout."""
         if server_clock is None:
             server_clock = clock is None
-        self.ctx = Context(Schema(prefix), policy or Policy(), clock or time.time, server_clock)
+        policy = policy or Policy()
+        self.buckets = Buckets(prefix, buckets) if buckets is not None else None
+        schemas = self.buckets.schemas if self.buckets is not None else (Schema(prefix),)
+        self.ctxs: list[Context] = [Context(schema, policy, clock or time.time, server_clock)
+                                    for schema in schemas]
+        """One context per bucket (one in the single-node layout)."""
+        self.ctx = self.ctxs[0]
         self.client = client
         self._scripts = {name: client.register_script(src) for name, src in all_scripts().items()}
         self._script_mode = "function"
@@ -102,6 +114,23 @@ class StoreAPI:
     def schema(self) -> Schema:
         return self.ctx.schema
 
+    # --- routing: which bucket's context an operation runs in ------------------------------
+    def _for_user(self, username: object) -> Context:
+        if self.buckets is None or not isinstance(username, str):
+            return self.ctx
+        return self.ctxs[self.buckets.of_user(username)]
+
+    def _for_sid(self, sid: object) -> Context:
+        if self.buckets is None or not isinstance(sid, str):
+            return self.ctx
+        return self.ctxs[self.buckets.of_sid(sid)]
+
+    def _for_token(self, token: object) -> Context:
+        if self.buckets is None:
+            return self.ctx
+        sid = sid_from_token(token)
+        return self.ctxs[self.buckets.of_sid(sid)] if sid is not None else self.ctx
+
     @property
     def policy(self) -> Policy:
         return self.ctx.policy
@@ -114,28 +143,28 @@ class StoreAPI:
         """Create a session; returns ``(Session, token)``. Only the session id is stored.
         ``data`` (encoded web-framework session data) is stored with it; ``anonymous`` names
         an anonymous session (by its token) that this login replaces in the same script."""
-        return self._run(plans.login(self.ctx, username, app=app, type=type, ip=ip, user_agent=user_agent,
-                                     email=email, department=department, metadata=metadata, actor=actor,
-                                     data=data, anonymous=anonymous))
+        return self._run(plans.login(self._for_user(username), username, app=app, type=type, ip=ip,
+                                     user_agent=user_agent, email=email, department=department,
+                                     metadata=metadata, actor=actor, data=data, anonymous=anonymous))
 
     def validate(self, token: object) -> Any:
         """The active session for a token, or ``None``; slides idle expiry (throttled),
         never past the absolute lifetime."""
-        return self._run(plans.validate(self.ctx, token))
+        return self._run(plans.validate(self._for_token(token), token))
 
     def logout(self, sid: str, *, actor: str | None = None) -> Any:
         """End one session; idempotent. Returns whether this call ended it. An ``actor``
         other than the session's user makes it an admin logout."""
-        return self._run(plans.logout(self.ctx, sid, actor=actor))
+        return self._run(plans.logout(self._for_sid(sid), sid, actor=actor))
 
     def logout_user(self, username: str, *, actor: str | None = None) -> Any:
         """End every active session of ``username``; returns the ids ended."""
-        return self._run(plans.logout_user(self.ctx, username, actor=actor))
+        return self._run(plans.logout_user(self._for_user(username), username, actor=actor))
 
     def update_profile(self, sid: str, *, email: str | None = None, department: str | None = None,
                        metadata: Mapping[str, object] | None = None, actor: str | None = None) -> Any:
         """Set profile fields of an active session; raises SessionNotFound if it is not."""
-        return self._run(plans.update_profile(self.ctx, sid, email=email, department=department,
+        return self._run(plans.update_profile(self._for_sid(sid), sid, email=email, department=department,
                                               metadata=metadata, actor=actor))
 
     def sweep(self, *, batch: int = plans.SWEEP_BATCH, max_calls: int | None = 10_000, actor: str = "sweep",
@@ -151,12 +180,12 @@ class StoreAPI:
 
     def adopt(self, sid: str, fields: Mapping[str, str] | None = None, *, actor: str = "import") -> Any:
         """Index a session written by another app, or restore one from a backup."""
-        return self._run(plans.adopt(self.ctx, sid, fields, actor=actor))
+        return self._run(plans.adopt(self._for_sid(sid), sid, fields, actor=actor))
 
     # --- web-framework session data and anonymous sessions --------------------------------
     def save_data(self, sid: str, sets: Mapping[str, str], deletes: tuple[str, ...] = ()) -> Any:
         """Change a user session's web-framework data; ``False`` if it is no longer active."""
-        return self._run(plans.save_data(self.ctx, sid, sets, deletes))
+        return self._run(plans.save_data(self._for_sid(sid), sid, sets, deletes))
 
     def read_anonymous(self, token: object) -> Any:
         """The :class:`~core.plans.Anonymous` session a token names, or ``None``."""
@@ -192,7 +221,7 @@ class StoreAPI:
         return self._run(plans.anonymous_page(self.ctx, offset=offset, limit=limit))
 
     def get(self, sid: str) -> Any:
-        return self._run(plans.get(self.ctx, sid))
+        return self._run(plans.get(self._for_sid(sid), sid))
 
     def active_page(self, *, sort: str = "last_seen", descending: bool = True, offset: int = 0,
                     limit: int = 50) -> Any:
@@ -217,7 +246,7 @@ class StoreAPI:
         return self._run(plans.ended_page(self.ctx, offset=offset, limit=limit))
 
     def user_history(self, username: str, *, limit: int = 50) -> Any:
-        return self._run(plans.user_history(self.ctx, username, limit=limit))
+        return self._run(plans.user_history(self._for_user(username), username, limit=limit))
 
     def search(self, kind: str, query: str, *, limit: int = 50) -> Any:
         return self._run(plans.search(self.ctx, kind, query, limit=limit))
