@@ -36,6 +36,7 @@ from .messages import FeedItems, Polled, PollFailed
 from .model import DashboardModel, clean, fmt_clock
 from .overview_actions import FlagAction
 from .panels import PANELS, Panel
+from .screens.anonymous import AnonymousScreen
 from .screens.confirm import ConfirmScreen
 from .screens.detail import Detail, DetailScreen
 from .screens.help import HelpScreen
@@ -61,6 +62,7 @@ APP_BINDINGS: list[Binding] = [
     *(Binding(str(i), f"show_panel('{cls.ID}')", cls.TITLE, show=False, id=f"panel.{cls.ID}")
       for i, cls in enumerate(PANELS, 1)),
     Binding("a", "flags", "Flags", show=False, id="panel.flags"),
+    Binding("A", "anonymous", "Anonymous sessions", show=False, id="panel.anonymous"),
     Binding("p", "pause", "Pause", id="view.pause"),
     Binding("r", "refresh", "Refresh", show=False, id="view.refresh"),
     Binding("question_mark", "help", "Help", id="app.help"),
@@ -275,6 +277,11 @@ class SessionWatchApp(App[None]):
         """Jump to the current anomaly flags (on the Overview panel)."""
         self.action_show_panel("overview")
         self.call_after_refresh(self.panel_widget("overview").focus_flags)  # type: ignore[attr-defined]
+
+    def action_anonymous(self) -> None:
+        """Open the list of anonymous sessions (visitors before login), kept apart from
+        the user sessions of Active and Inactive."""
+        self.push_screen(AnonymousScreen(self.source.anonymous_page, self.clock), callback=self._thaw)
 
     def show_filtered(self, panel: str, text: str) -> None:
         """Show ``panel`` filtered by ``text`` (what an Overview row leads to)."""
@@ -517,7 +524,7 @@ class SessionWatchApp(App[None]):
         """Over a dialog only help and quit stay live."""
         if action == "help" and isinstance(self.screen, ConfirmScreen | HelpScreen):
             return False
-        return not (action in ("show_panel", "pause", "refresh") and len(self.screen_stack) > 1)
+        return not (action in ("show_panel", "pause", "refresh", "anonymous") and len(self.screen_stack) > 1)
 
     def confirm_logout(self, session: Session | None, *, ended: bool, sid: str) -> None:
         if self.read_only:

@@ -13,7 +13,7 @@ import core
 from core import CacheEntry, Event, ServerInfo, Session, Stats, StoreError
 from core.model import parse_cache
 from core.overview import Overview
-from core.plans import ScanStep, Window
+from core.plans import AnonymousPage, ScanStep, Window
 
 from .screens.detail import Detail
 
@@ -66,6 +66,10 @@ class DataSource:
     def overview(self) -> Overview:
         """The Overview panel's figures: a fixed number of commands at any size."""
         return self.store.overview()
+
+    def anonymous_page(self, limit: int) -> AnonymousPage:
+        """The most recently active anonymous sessions (two round trips at any count)."""
+        return self.store.anonymous_page(limit=limit)
 
     def cache_page(self, limit: int) -> list[CacheEntry]:
         return self.store.cache_page(limit=limit)
