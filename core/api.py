@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
-from . import backup, functions, plans
+from . import backup, feed_merge, functions, plans
 from .buckets import Buckets
 from .connection import ConnectOptions, describe_target
 from .errors import NotReplicated
@@ -276,16 +276,40 @@ class StoreAPI:
         return self._run(plans.server_info(self.ctx))
 
     def events(self, *, limit: int = 100) -> Any:
+        """The newest ``limit`` events, newest first (merged in time order over buckets)."""
+        if self.buckets is not None:
+            return self._run(feed_merge.events(self.ctxs, limit=limit))
         return self._run(plans.events(self.ctx, limit=limit))
 
     def events_since(self, last_seq: int | None, *, last_raw: str | None = None, top_raw: str | None = None,
                      top: tuple[str, ...] = (), limit: int = 10_000) -> Any:
-        """Events after a reader's position (an :class:`~core.plans.EventsSince`)."""
+        """Events after a reader's position (an :class:`~core.plans.EventsSince`). A
+        bucketed store's readers hold one position per bucket: :meth:`bucket_events_since`."""
+        if self.buckets is not None:
+            raise TypeError("a bucketed store's event log has a position per bucket: use bucket_events_since")
         return self._run(plans.events_since(self.ctx, last_seq, last_raw=last_raw, top_raw=top_raw,
                                             top=top, limit=limit))
 
+    def bucket_events_since(self, positions: Mapping[int, tuple[int | None, tuple[str, ...]]], *,
+                            limit: int = 10_000) -> Any:
+        """Events after each listed bucket's position ``(last_seq, top)``, read together:
+        ``{bucket: EventsSince}`` (the whole store is bucket 0 on the single-node layout)."""
+        return self._run(feed_merge.since(self.ctxs, positions, limit=limit))
+
+    def events_start(self, *, backlog: int = 200) -> Any:
+        """A new reader's start over every bucket: ``(per-bucket EventsSince, the newest
+        ``backlog`` lines merged oldest first)``."""
+        return self._run(feed_merge.initial(self.ctxs, backlog=backlog))
+
     def event_head(self) -> Any:
+        """The newest raw event line (over all buckets), or ``None``."""
+        if self.buckets is not None:
+            return self._run(feed_merge.head(self.ctxs))
         return self._run(plans.event_head(self.ctx))
+
+    def event_heads(self) -> Any:
+        """Each bucket's newest raw event line (one entry on the single-node layout)."""
+        return self._run(feed_merge.heads(self.ctxs))
 
     def cache_page(self, *, offset: int = 0, limit: int = 50) -> Any:
         return self._run(plans.cache_page(self.ctx, offset=offset, limit=limit))

@@ -21,17 +21,20 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 from redis.backoff import NoBackoff
 
 from .aio import AsyncSessionStore
 from .connection import REDIS_ERRORS
 from .errors import StoreError
+from .feed_merge import merge_oldest_first
 from .model import Event, parse_event
 from .plans import EventsSince
 from .schema import Schema
@@ -205,6 +208,95 @@ class FeedState:
         return self.unverified or head != self.top_raw
 
 
+@dataclass(slots=True)
+class BucketFeedState:
+    """A reader of the bucketed layout: one :class:`FeedState` (position, duplicates,
+    rewind) per bucket, each bucket's shard channel routed to its state, and catch-ups
+    that read only the buckets that need one and deliver what they find merged in time
+    order. A rewind in any bucket starts the whole reader over, as on a single node."""
+
+    schemas: tuple[Schema, ...]
+    db: int = 0
+    backlog: int = 200
+    states: list[FeedState] = field(init=False)
+    by_channel: dict[str, int] = field(init=False)
+    by_prefix: dict[str, int] = field(init=False)
+    pending_subscribes: int = 0
+
+    def __post_init__(self) -> None:
+        self.states = [FeedState(s, db=self.db, backlog=self.backlog) for s in self.schemas]
+        self.by_channel = {s.channel: b for b, s in enumerate(self.schemas)}
+        self.by_prefix = {s.prefix: b for b, s in enumerate(self.schemas)}
+
+    @property
+    def started(self) -> bool:
+        return all(st.started for st in self.states)
+
+    def shard_channels(self) -> list[str]:
+        return [s.channel for s in self.schemas]
+
+    def keyspace_channel(self) -> str:
+        return Schema.expired_channel(self.db)
+
+    def _bucket_of_key(self, key: str) -> int | None:
+        end = key.find("}")
+        return self.by_prefix.get(key[:end + 1]) if end >= 0 else None
+
+    def on_message(self, msg: dict[str, Any]) -> tuple[list[FeedItem], set[int]]:
+        """Items to deliver for one pub/sub message, and the buckets to catch up."""
+        kind, channel, data = msg.get("type"), msg.get("channel"), msg.get("data")
+        if kind in ("subscribe", "ssubscribe"):
+            if self.pending_subscribes > 0:
+                self.pending_subscribes -= 1
+                return [], set()
+            return [], set(range(len(self.states)))  # redis-py re-subscribed after a reconnect
+        if kind not in ("message", "smessage") or not isinstance(channel, str):
+            return [], set()
+        b = self.by_channel.get(channel)
+        if b is None:
+            b = self._bucket_of_key(data) if isinstance(data, str) else None
+            if b is None:
+                return [], set()
+            items, _ = self.states[b].on_message({**msg, "type": "message"})
+            return items, set()
+        items, need = self.states[b].on_message({**msg, "type": "message"})
+        tagged: list[FeedItem] = [replace(x, bucket=b) if isinstance(x, Event) else x for x in items]
+        return tagged, {b} if need else set()
+
+    def start(self, since: list[EventsSince], merged: list[Event]) -> list[FeedItem]:
+        """First read (or after a rewind): every bucket's position, and the merged backlog."""
+        for st, one in zip(self.states, since, strict=True):
+            st.initial(one)
+        return [*merged, Resync(False)]
+
+    def positions(self, buckets: set[int] | None = None) -> dict[int, tuple[int | None, tuple[str, ...]]]:
+        chosen = range(len(self.states)) if buckets is None else sorted(buckets)
+        return {b: (self.states[b].last_seq, self.states[b].top) for b in chosen}
+
+    def catch_up_items(self, results: dict[int, EventsSince]) -> list[FeedItem]:
+        per: dict[int, list[Event]] = {}
+        gap = False
+        for b, since in results.items():
+            items = self.states[b].catch_up_items(since)
+            resyncs = [x for x in items if isinstance(x, Resync)]
+            if any(x.rewound for x in resyncs):
+                self.reset()
+                return [Resync(gap=True, rewound=True)]
+            gap = gap or any(x.gap for x in resyncs)
+            per[b] = [x for x in items if isinstance(x, Event)]
+        return [*merge_oldest_first({b: evs for b, evs in per.items() if evs}), Resync(gap=gap)]
+
+    def stale(self, heads: tuple[str | None, ...]) -> set[int]:
+        """Buckets whose log must be read: its newest line is not the one at the last
+        read, or events came from pub/sub since (the liveness check, per bucket)."""
+        return {b for b, (st, head) in enumerate(zip(self.states, heads, strict=True))
+                if st.head_changed(head)}
+
+    def reset(self) -> None:
+        for st in self.states:
+            st.reset()
+
+
 def _heartbeat_client(client: redis.Redis, timeout: float) -> redis.Redis:
     """A client on the same server whose calls give up after ``timeout``, with no retry."""
     kwargs = dict(client.connection_pool.connection_kwargs)
@@ -222,6 +314,150 @@ def _async_heartbeat_client(client: redis.asyncio.Redis, timeout: float) -> redi
     return redis.asyncio.Redis(connection_pool=pool, retry=redis.asyncio.retry.Retry(NoBackoff(), 0))
 
 
+def _db(client: Any) -> int:
+    pool = getattr(client, "connection_pool", None)
+    return int(pool.connection_kwargs.get("db", 0) or 0) if pool is not None else 0
+
+
+def _is_cluster(client: Any) -> bool:
+    return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
+
+
+Source = Callable[[float], Any]
+
+
+class _Subscriptions:
+    """The bucketed feed's pub/sub: every bucket's shard channel (``SSUBSCRIBE``; on a
+    cluster through redis-py's cluster pub/sub, one connection per master owning some),
+    and keyspace ``expired`` hints, which are node-local: one subscription on every
+    master. :meth:`topology_changed` tells when the masters are no longer those."""
+
+    def __init__(self, client: Any, state: BucketFeedState, keyspace: bool) -> None:
+        self.client = client
+        self.cluster = _is_cluster(client)
+        self.keyspace = keyspace
+        self.pubsubs: list[Any] = []
+        self.sources: list[Source] = []
+        self.primaries: frozenset[str] = frozenset()
+        self.state = state
+
+    def _add(self, pubsub: Any, get: Source) -> None:
+        self.pubsubs.append(pubsub)
+        self.sources.append(get)
+
+    def open(self) -> None:
+        st = self.state
+        channels = st.shard_channels()
+        expected = len(channels)
+        if self.cluster:
+            shard = self.client.pubsub()
+            self._add(shard, lambda t: shard.get_sharded_message(timeout=t))
+            shard.ssubscribe(*channels)
+            if self.keyspace:
+                nodes = self.client.get_primaries()
+                self.primaries = frozenset(n.name for n in nodes)
+                for node in nodes:
+                    ps = self.client.pubsub(node=node)
+                    self._add(ps, lambda t, ps=ps: ps.get_message(timeout=t))
+                    ps.subscribe(st.keyspace_channel())
+                    expected += 1
+        else:
+            ps = self.client.pubsub()
+            self._add(ps, lambda t: ps.get_message(timeout=t))
+            ps.ssubscribe(*channels)
+            if self.keyspace:
+                ps.subscribe(st.keyspace_channel())
+                expected += 1
+        st.pending_subscribes = expected
+
+    def get(self, timeout: float, wait: Callable[[float], Any]) -> list[dict[str, Any]]:
+        """Messages waiting now (or within ``timeout`` when there is one source)."""
+        if len(self.sources) == 1:
+            msg = self.sources[0](timeout)
+            return [msg] if msg else []
+        out: list[dict[str, Any]] = []
+        for source in self.sources:
+            for _ in range(256):
+                msg = source(0.0)
+                if not msg:
+                    break
+                out.append(msg)
+        if not out:
+            wait(min(timeout, 0.05))
+        return out
+
+    def topology_changed(self) -> bool:
+        return (self.cluster and self.keyspace
+                and frozenset(n.name for n in self.client.get_primaries()) != self.primaries)
+
+    def close(self) -> None:
+        for ps in self.pubsubs:
+            with contextlib.suppress(Exception):
+                ps.close()
+
+
+class _AsyncSubscriptions(_Subscriptions):
+    """:class:`_Subscriptions` for asyncio clients."""
+
+    async def aopen(self) -> None:
+        st = self.state
+        channels = st.shard_channels()
+        expected = len(channels)
+        if self.cluster:
+            shard = self.client.pubsub()
+            self._add(shard, lambda t: shard.get_sharded_message(timeout=t))
+            await shard.ssubscribe(*channels)
+            if self.keyspace:
+                nodes = self.client.get_primaries()
+                self.primaries = frozenset(n.name for n in nodes)
+                for node in nodes:
+                    ps = self.client.pubsub(node=node)
+                    self._add(ps, lambda t, ps=ps: ps.get_message(timeout=t))
+                    await ps.subscribe(st.keyspace_channel())
+                    expected += 1
+        else:
+            ps = self.client.pubsub()
+            self._add(ps, lambda t: ps.get_message(timeout=t))
+            await ps.ssubscribe(*channels)
+            if self.keyspace:
+                await ps.subscribe(st.keyspace_channel())
+                expected += 1
+        st.pending_subscribes = expected
+
+    async def aget(self, timeout: float) -> list[dict[str, Any]]:
+        if len(self.sources) == 1:
+            msg = await self.sources[0](timeout)
+            return [msg] if msg else []
+        out: list[dict[str, Any]] = []
+        for source in self.sources:
+            for _ in range(256):
+                msg = await source(0.0)
+                if not msg:
+                    break
+                out.append(msg)
+        if not out:
+            await asyncio.sleep(min(timeout, 0.05))
+        return out
+
+    async def aclose(self) -> None:
+        for ps in self.pubsubs:
+            with contextlib.suppress(Exception):
+                await ps.aclose()
+
+
+def _refresh_topology(client: Any) -> None:
+    """After a failure on a cluster: read the slot map again (a failover moves masters)."""
+    if isinstance(client, redis.cluster.RedisCluster):
+        with contextlib.suppress(*REDIS_ERRORS, redis.exceptions.RedisClusterException):
+            client.nodes_manager.initialize()
+
+
+async def _arefresh_topology(client: Any) -> None:
+    if isinstance(client, redis.asyncio.cluster.RedisCluster):
+        with contextlib.suppress(*REDIS_ERRORS, redis.exceptions.RedisClusterException):
+            await client.nodes_manager.initialize()
+
+
 def _why(exc: BaseException) -> str:
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:120]
@@ -236,9 +472,21 @@ class EventFeed:
         self.heartbeat = heartbeat
         self.keyspace = keyspace
         self.backoff = backoff
-        db = int(store.client.connection_pool.connection_kwargs.get("db", 0) or 0)
+        db = _db(store.client)
         self.state = FeedState(store.schema, db=db, backlog=backlog)
-        self._probe = _heartbeat_client(store.client, heartbeat)
+        self.buckets: BucketFeedState | None = None
+        self._probe: redis.Redis | None = None
+        self._probe_store: SessionStore = store
+        if store.buckets is not None:
+            self.buckets = BucketFeedState(store.buckets.schemas, db=db, backlog=backlog)
+            if not _is_cluster(store.client):
+                # on a cluster the store's own client reads the heads: its failures make
+                # it read the slot map again, which the feed's subscriptions follow
+                probe = _heartbeat_client(store.client, heartbeat)
+                self._probe_store = SessionStore(probe, prefix=store.buckets.prefix,
+                                                 buckets=store.buckets.count)
+        else:
+            self._probe = _heartbeat_client(store.client, heartbeat)
 
     def _catch_up(self) -> Iterator[FeedItem]:
         st = self.state
@@ -249,11 +497,77 @@ class EventFeed:
             yield Resync(False)
 
     def _head(self) -> str | None:
+        assert self._probe is not None
         return self._probe.lindex(self.store.schema.events, 0)
+
+    def _catch_up_buckets(self, buckets: set[int] | None) -> Iterator[FeedItem]:
+        st = self.buckets
+        assert st is not None
+        if st.started:
+            yield from st.catch_up_items(self.store.bucket_events_since(st.positions(buckets)))
+        if not st.started:
+            yield from st.start(*self.store.events_start(backlog=st.backlog))
+
+    def _run_buckets(self, stop: threading.Event) -> Iterator[FeedItem]:
+        """:meth:`run` on the bucketed layout (a cluster, or one server in tests)."""
+        st = self.buckets
+        assert st is not None
+        connected: bool | None = None
+        delay = self.backoff[0]
+        poll = min(0.2, self.heartbeat)
+        while not stop.is_set():
+            subs = _Subscriptions(self.store.client, st, self.keyspace)
+            try:
+                subs.open()
+                deadline = time.monotonic() + max(2.0, self.heartbeat * 2)
+                while st.pending_subscribes and time.monotonic() < deadline:
+                    for msg in subs.get(poll, stop.wait):
+                        st.on_message(msg)
+                if st.pending_subscribes:
+                    raise TimeoutError("no subscribe confirmation")
+                self._probe_store.event_heads()
+                if connected is not True:
+                    connected = True
+                    yield FeedStatus(True)
+                yield from self._catch_up_buckets(None)
+                delay = self.backoff[0]
+                last_beat = time.monotonic()
+                while not stop.is_set():
+                    need: set[int] = set()
+                    for msg in subs.get(poll, stop.wait):
+                        items, more = st.on_message(msg)
+                        yield from items
+                        need |= more
+                    if need:
+                        yield from self._catch_up_buckets(need)
+                    if time.monotonic() - last_beat >= self.heartbeat:
+                        last_beat = time.monotonic()
+                        stale = st.stale(self._probe_store.event_heads())
+                        if stale:
+                            yield from self._catch_up_buckets(stale)
+                        if subs.topology_changed():
+                            break  # subscribe again on the masters there are now; catch up
+            except (*REDIS_ERRORS, StoreError, TimeoutError, redis.exceptions.RedisClusterException) as exc:
+                if connected is not False:
+                    connected = False
+                    yield FeedStatus(False, _why(exc))
+                stop.wait(delay)
+                delay = min(delay * 2, self.backoff[1])
+                _refresh_topology(self.store.client)
+            except Exception as exc:  # a bug or a line no parser foresaw: restart, say so
+                connected = False
+                yield FeedStatus(False, f"feed reader failed ({type(exc).__name__}: {_why(exc)}); restarting")
+                stop.wait(delay)
+                delay = min(delay * 2, self.backoff[1])
+            finally:
+                subs.close()
 
     def run(self, stop: threading.Event) -> Iterator[FeedItem]:
         """Yield feed items until ``stop`` is set. Redis failures are reported as
         :class:`FeedStatus` items and retried with backoff; they are never raised."""
+        if self.buckets is not None:
+            yield from self._run_buckets(stop)
+            return
         connected: bool | None = None
         delay = self.backoff[0]
         poll = min(0.2, self.heartbeat)
@@ -302,13 +616,21 @@ class EventFeed:
                     pubsub.close()
 
     def close(self) -> None:
-        self._probe.close()
+        if self._probe is not None:
+            self._probe.close()
+        elif self._probe_store is not self.store:
+            self._probe_store.close()
 
 
 async def afeed(store: AsyncSessionStore, *, heartbeat: float = 1.0, backlog: int = 200,
                 keyspace: bool = True, backoff: tuple[float, float] = (0.1, 2.0)) -> AsyncIterator[FeedItem]:
     """The live feed for asyncio. Cancel the consuming task (or stop iterating) to end it."""
-    db = int(store.client.connection_pool.connection_kwargs.get("db", 0) or 0)
+    if store.buckets is not None:
+        async for item in _afeed_buckets(store, heartbeat=heartbeat, backlog=backlog, keyspace=keyspace,
+                                         backoff=backoff):
+            yield item
+        return
+    db = _db(store.client)
     state = FeedState(store.schema, db=db, backlog=backlog)
     probe = _async_heartbeat_client(store.client, heartbeat)
     connected: bool | None = None
@@ -374,3 +696,81 @@ async def afeed(store: AsyncSessionStore, *, heartbeat: float = 1.0, backlog: in
                     await pubsub.aclose()
     finally:
         await probe.aclose()
+
+
+async def _afeed_buckets(store: AsyncSessionStore, *, heartbeat: float, backlog: int, keyspace: bool,
+                         backoff: tuple[float, float]) -> AsyncIterator[FeedItem]:
+    """:func:`afeed` on the bucketed layout (a cluster, or one server in tests)."""
+    assert store.buckets is not None
+    st = BucketFeedState(store.buckets.schemas, db=_db(store.client), backlog=backlog)
+    probe_store = store
+    if not _is_cluster(store.client):
+        probe_store = AsyncSessionStore(_async_heartbeat_client(store.client, heartbeat),
+                                        prefix=store.buckets.prefix, buckets=store.buckets.count)
+    connected: bool | None = None
+    delay = backoff[0]
+    poll = min(0.2, heartbeat)
+
+    async def catch_up(buckets: set[int] | None) -> list[FeedItem]:
+        items: list[FeedItem] = []
+        if st.started:
+            items += st.catch_up_items(await store.bucket_events_since(st.positions(buckets)))
+        if not st.started:
+            items += st.start(*await store.events_start(backlog=st.backlog))
+        return items
+
+    try:
+        while True:
+            subs = _AsyncSubscriptions(store.client, st, keyspace)
+            try:
+                await subs.aopen()
+                loop = asyncio.get_running_loop()
+                deadline = loop.time() + max(2.0, heartbeat * 2)
+                while st.pending_subscribes and loop.time() < deadline:
+                    for msg in await subs.aget(poll):
+                        st.on_message(msg)
+                if st.pending_subscribes:
+                    raise TimeoutError("no subscribe confirmation")
+                await probe_store.event_heads()
+                if connected is not True:
+                    connected = True
+                    yield FeedStatus(True)
+                for item in await catch_up(None):
+                    yield item
+                delay = backoff[0]
+                last_beat = loop.time()
+                while True:
+                    need: set[int] = set()
+                    for msg in await subs.aget(poll):
+                        items, more = st.on_message(msg)
+                        for item in items:
+                            yield item
+                        need |= more
+                    if need:
+                        for item in await catch_up(need):
+                            yield item
+                    if loop.time() - last_beat >= heartbeat:
+                        last_beat = loop.time()
+                        stale = st.stale(await probe_store.event_heads())
+                        if stale:
+                            for item in await catch_up(stale):
+                                yield item
+                        if subs.topology_changed():
+                            break  # subscribe again on the masters there are now; catch up
+            except (*REDIS_ERRORS, StoreError, TimeoutError, redis.exceptions.RedisClusterException) as exc:
+                if connected is not False:
+                    connected = False
+                    yield FeedStatus(False, _why(exc))
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, backoff[1])
+                await _arefresh_topology(store.client)
+            except Exception as exc:  # a bug or a line no parser foresaw: restart, say so
+                connected = False
+                yield FeedStatus(False, f"feed reader failed ({type(exc).__name__}: {_why(exc)}); restarting")
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, backoff[1])
+            finally:
+                await subs.aclose()
+    finally:
+        if probe_store is not store:
+            await probe_store.close()

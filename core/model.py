@@ -225,6 +225,8 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
     """Fields of a JSON line that could not be read (wrong type, invalid time)."""
+    bucket: int | None = None
+    """The bucket whose log holds the line (bucketed layout); ``seq`` counts per bucket."""
 
     @property
     def short_id(self) -> str:

@@ -1004,17 +1004,17 @@ def _counter(reply: Any) -> int | None:
 
 
 def events_since(ctx: Context, last_seq: int | None, *, last_raw: str | None = None,
-                 top_raw: str | None = None, top: tuple[str, ...] = (), limit: int = 10_000) -> Plan:
+                 top_raw: str | None = None, top: tuple[str, ...] = (), limit: int = 10_000,
+                 chunk: int = 100) -> Plan:
     """Lines newer than a reader's position, read back from the newest in growing chunks.
 
     The position is ``top``, the newest lines of the log when the reader last read it
     (``top_raw`` alone is the one-line form). Lines are matched by content, not by
     ``seq``: plain-text lines from other apps have none, foreign JSON lines may carry
     any, and after FLUSHALL ours start again at 1. ``last_seq`` only tells a rewind: the
-    counter is now below it (or gone)."""
+    counter is now below it (or gone). ``chunk``: lines in the first read (then x4 each)."""
     fingerprint = tuple(top) or ((top_raw,) if top_raw is not None else ())
     k = len(fingerprint)
-    chunk = 100
     lines: list[str] = []
     exhausted = False
     counter: int | None = None
