@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
-from . import backup, feed_merge, functions, plans
+from . import backup, feed_merge, functions, merged, plans
 from .buckets import Buckets
 from .connection import ConnectOptions, describe_target
 from .errors import NotReplicated
@@ -218,6 +218,8 @@ class StoreAPI:
     # --- reads ----------------------------------------------------------------------------
     def anonymous_page(self, *, offset: int = 0, limit: int = 50) -> Any:
         """Anonymous sessions, most recently active first (an :class:`~core.plans.AnonymousPage`)."""
+        if self.buckets is not None:
+            return self._run(merged.anonymous_page(self.buckets, self.ctxs, offset=offset, limit=limit))
         return self._run(plans.anonymous_page(self.ctx, offset=offset, limit=limit))
 
     def get(self, sid: str) -> Any:
@@ -225,41 +227,61 @@ class StoreAPI:
 
     def active_page(self, *, sort: str = "last_seen", descending: bool = True, offset: int = 0,
                     limit: int = 50) -> Any:
+        if self.buckets is not None:
+            return self._run(merged.active_page(self.buckets, self.ctxs, sort=sort, descending=descending,
+                                                offset=offset, limit=limit))
         return self._run(plans.active_page(self.ctx, sort=sort, descending=descending, offset=offset,
                                            limit=limit))
 
     def window(self, order: str, *, descending: bool = True, start: int = 0, count: int = 50,
                anchor: str | None = None, extra: tuple[str, ...] = ()) -> Any:
         """Rows of a whole-set order by rank (a :class:`~core.plans.Window`), at constant cost."""
+        if self.buckets is not None:
+            return self._run(merged.window(self.buckets, self.ctxs, order, descending=descending, start=start,
+                                           count=count, anchor=anchor, extra=extra))
         return self._run(plans.window(self.ctx, order, descending=descending, start=start, count=count,
                                       anchor=anchor, extra=extra))
 
     def scan_step(self, which: str, cursor: int, *, count: int = 200,
                   fields: tuple[str, ...] = ("username",)) -> Any:
         """One bounded step of a scan over the active or ended set (a :class:`~core.plans.ScanStep`)."""
+        if self.buckets is not None:
+            return self._run(merged.scan_step(self.ctxs, which, cursor, count=count, fields=fields))
         return self._run(plans.scan_step(self.ctx, which, cursor, count=count, fields=fields))
 
     def sessions_by_id(self, sids: list[str]) -> Any:
+        if self.buckets is not None:
+            return self._run(merged.sessions_by_id(self.buckets, self.ctxs, sids))
         return self._run(plans.sessions_by_id(self.ctx, sids))
 
     def ended_page(self, *, offset: int = 0, limit: int = 50) -> Any:
+        if self.buckets is not None:
+            return self._run(merged.ended_page(self.buckets, self.ctxs, offset=offset, limit=limit))
         return self._run(plans.ended_page(self.ctx, offset=offset, limit=limit))
 
     def user_history(self, username: str, *, limit: int = 50) -> Any:
         return self._run(plans.user_history(self._for_user(username), username, limit=limit))
 
     def search(self, kind: str, query: str, *, limit: int = 50) -> Any:
+        if self.buckets is not None:
+            return self._run(merged.search(self.buckets, self.ctxs, kind, query, limit=limit))
         return self._run(plans.search(self.ctx, kind, query, limit=limit))
 
     def stats(self, *, minutes: int = 30) -> Any:
+        if self.buckets is not None:
+            return self._run(merged.stats(self.ctxs, minutes=minutes))
         return self._run(plans.stats(self.ctx, minutes=minutes))
 
     def overview(self, *, minutes: int = plans.OVERVIEW_MINUTES) -> Any:
         """The overview's figures (:class:`~core.overview.Overview`) at a fixed Redis cost."""
+        if self.buckets is not None:
+            return self._run(merged.overview(self.ctxs, minutes=minutes))
         return self._run(plans.overview(self.ctx, minutes=minutes))
 
     def flags(self) -> Any:
         """The current anomaly flags, newest first."""
+        if self.buckets is not None:
+            return self._run(merged.flags(self.ctxs))
         return self._run(plans.flags(self.ctx))
 
     def flag(self, mode: str, item: Any, *, actor: str) -> Any:
@@ -269,6 +291,9 @@ class StoreAPI:
 
     def rule_inputs(self, *, min_addresses: int, baseline_minutes: int) -> Any:
         """What the Redis-side anomaly rules read on one tick (:class:`~core.plans.RuleInputs`)."""
+        if self.buckets is not None:
+            return self._run(merged.rule_inputs(self.ctxs, min_addresses=min_addresses,
+                                                baseline_minutes=baseline_minutes))
         return self._run(plans.rule_inputs(self.ctx, min_addresses=min_addresses,
                                            baseline_minutes=baseline_minutes))
 
@@ -312,6 +337,8 @@ class StoreAPI:
         return self._run(feed_merge.heads(self.ctxs))
 
     def cache_page(self, *, offset: int = 0, limit: int = 50) -> Any:
+        if self.buckets is not None:
+            return self._run(merged.cache_page(self.buckets, self.ctxs, offset=offset, limit=limit))
         return self._run(plans.cache_page(self.ctx, offset=offset, limit=limit))
 
     def ping(self) -> Any:
@@ -319,15 +346,23 @@ class StoreAPI:
 
     # --- bulk (core.bulk drives these page by page) -----------------------------------------
     def export_totals(self) -> Any:
+        if self.buckets is not None:
+            return self._run(merged.export_totals(self.ctxs))
         return self._run(plans.export_totals(self.ctx))
 
     def export_index_page(self, after: str | None, *, count: int = plans.EXPORT_PAGE) -> Any:
+        if self.buckets is not None:
+            return self._run(merged.export_index_page(self.buckets, self.ctxs, after, count=count))
         return self._run(plans.export_index_page(self.ctx, after, count=count))
 
     def export_scan_page(self, cursor: str, *, skip_indexed: bool, count: int = plans.EXPORT_PAGE) -> Any:
+        if self.buckets is not None:
+            return self._run(merged.export_scan_page(cursor))
         return self._run(plans.export_scan_page(self.ctx, cursor, skip_indexed=skip_indexed, count=count))
 
     def scan_session_ids(self, cursor: str, *, count: int = plans.EXPORT_PAGE) -> Any:
+        if self.buckets is not None:
+            return self._run(merged.scan_session_ids(cursor))
         return self._run(plans.scan_session_ids(self.ctx, cursor, count=count))
 
     def restore_batch(self, records: Sequence[tuple[str, Mapping[str, str]] | backup.Record], *,

@@ -561,7 +561,7 @@ def window(ctx: Context, order: str, *, descending: bool, start: int, count: int
     anchor_rank = None
     if anchor is not None and isinstance(replies[1], int):
         anchor_rank = replies[1]
-        start = anchor_rank + start
+        start = max(0, anchor_rank + start)  # rows before the first are none, not the tail's
     if start < 0:
         start = max(0, total + start)
     members: list[str] = []
