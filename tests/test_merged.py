@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -25,10 +26,11 @@ APPS = ["crm", "billing", "wiki", "mail"]
 class Pair:
     """The same logins in a single-node store and in a bucketed one."""
 
-    def __init__(self, client: redis.Redis, buckets: int, clock: FakeClock) -> None:
+    def __init__(self, client: Any, buckets: int, clock: FakeClock, bucketed_client: Any = None) -> None:
         policy = Policy(idle_ttl=3600, absolute_ttl=7200)
         self.single = SessionStore(client, prefix="one:", policy=policy, clock=clock)
-        self.bucketed = SessionStore(client, prefix="many:", policy=policy, clock=clock, buckets=buckets)
+        self.bucketed = SessionStore(bucketed_client or client, prefix="many:", policy=policy, clock=clock,
+                                     buckets=buckets)
         self.clock = clock
 
     def feed(self, n: int, monkeypatch: pytest.MonkeyPatch, seed: int = 7) -> list[str]:
@@ -57,6 +59,17 @@ def pair(debian_server: RedisServer, clock: FakeClock) -> Iterator[Pair]:
     client.flushall()
     yield Pair(client, 8, clock)
     client.close()
+
+
+@pytest.fixture
+def cluster_pair(debian_server: RedisServer, flushed_cluster: Any, clock: FakeClock) -> Iterator[Pair]:
+    """Single node on Debian's Redis, the bucketed layout (64 buckets) on the loopback cluster."""
+    client = redis.Redis.from_url(debian_server.url, decode_responses=True)
+    client.flushall()
+    cluster = flushed_cluster.client()
+    yield Pair(client, 64, clock, cluster)
+    client.close()
+    cluster.close()
 
 
 def rows(win: plans.Window) -> tuple[int, int, list[str], list[str], list[str]]:
@@ -157,3 +170,33 @@ def test_scan_steps_and_export_pages_visit_every_session_once(pair: Pair, monkey
             break
     assert exported == sorted(sids)
     assert many.export_scan_page("0", skip_indexed=True).done
+
+
+def test_on_the_cluster_every_read_matches_the_single_node_layout(
+        cluster_pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    sids = cluster_pair.feed(300, monkeypatch)
+    one, many = cluster_pair.single, cluster_pair.bucketed
+    for order, descending in [("seen", True), ("user", False), ("expiry", False)]:
+        head = one.window(order, descending=descending, start=0, count=300)
+        for start, count in [(0, 40), (-60, 60), (150, 30)]:
+            a = one.window(order, descending=descending, start=start, count=count)
+            b = many.window(order, descending=descending, start=start, count=count)
+            assert rows(a) == rows(b), (order, start, count)
+        for i in (0, 120, 299):
+            a = one.window(order, descending=descending, start=-10, count=40, anchor=head.members[i])
+            b = many.window(order, descending=descending, start=-10, count=40, anchor=head.members[i])
+            assert (rows(a), a.anchor_rank) == (rows(b), b.anchor_rank), (order, i)
+    for sid in sids[::9]:
+        one.logout(sid)
+        many.logout(sid)
+    a, b = one.active_page(limit=30, offset=10), many.active_page(limit=30, offset=10)
+    assert ([x.sid for x in a.sessions], a.total) == ([x.sid for x in b.sessions], b.total)
+    a, b = one.ended_page(limit=30), many.ended_page(limit=30)
+    assert ([x.sid for x in a.sessions], a.total) == ([x.sid for x in b.sessions], b.total)
+    assert one.stats() == many.stats()
+    assert [x.sid for x in one.search("user", "user01", limit=30)] == \
+           [x.sid for x in many.search("user", "user01", limit=30)]
+    assert [c.sid for c in one.cache_page(limit=20)] == [c.sid for c in many.cache_page(limit=20)]
+    ov1, ov2 = one.overview(), many.overview()
+    assert (ov1.active, ov1.ended, ov1.by_app, ov1.series, ov1.top_user_sessions) == \
+           (ov2.active, ov2.ended, ov2.by_app, ov2.series, ov2.top_user_sessions)
