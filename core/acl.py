@@ -155,6 +155,8 @@ def commands(role: Role, *, functions: bool = True) -> list[str]:
         granted |= {"subscribe", "unsubscribe", "punsubscribe"}
     if role.info:
         granted.add("info")
+    if not role.publish or not functions:  # Redis 6.2 knows no SPUBLISH (bucketed layout only)
+        granted.discard("spublish")
     if not role.publish:
         granted.discard("publish")
     return sorted(granted)

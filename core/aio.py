@@ -39,12 +39,10 @@ class AsyncSessionStore(StoreAPI):
                     if step is None:
                         raise
                     if step == "install":  # part of this request: no plan step of its own
-                        try:
-                            reply: object = await self.client.function_load(functions.library_source())
-                        except redis.exceptions.ResponseError as failed:
-                            reply = failed
-                        self._installed(functions.outcome(reply))
+                        self._installed(functions.outcome(await self._load_library()))
             return await self._send_script(request)
+        if len(request.commands) == 1 and tuple(request.commands[0][:2]) == ("FUNCTION", "LOAD"):
+            return [await self._load_library()]
         if len(request.commands) == 1:
             try:
                 return [await self.client.execute_command(*request.commands[0])]
@@ -55,6 +53,25 @@ class AsyncSessionStore(StoreAPI):
             pipe.execute_command(*cmd)
         return raise_outage(await pipe.execute(raise_on_error=False))
 
+    async def _load_library(self) -> object:
+        """FUNCTION LOAD of this version's library (on a cluster: on every primary, so a
+        primary that joined or lost it gets it); the reply, or the error, for
+        :func:`functions.outcome`."""
+        source = functions.library_source()
+        if not self.is_cluster:
+            try:
+                return await self.client.function_load(source)
+            except redis.exceptions.ResponseError as failed:
+                return failed
+        replies: list[object] = []
+        for node in self.client.get_primaries():
+            try:
+                replies.append(await self.client.execute_command("FUNCTION", "LOAD", source,
+                                                                 target_nodes=node))
+            except redis.exceptions.ResponseError as failed:
+                replies.append(failed)
+        return functions.combine(replies)
+
     async def _send_script(self, request: Script) -> Any:
         acks = self._replica_acks(request)
         if not acks:
@@ -63,7 +80,10 @@ class AsyncSessionStore(StoreAPI):
         queued = self._script_call(request, pipe)
         if inspect.isawaitable(queued):  # EVALSHA's Script object queues asynchronously
             await queued
-        pipe.execute_command("WAIT", acks, self.ctx.policy.replica_timeout_ms)
+        # WAIT counts the replicas of the connection's own writes: on a cluster, the node
+        # that holds the script's keys (the cluster pipeline sends both on its connection)
+        target = {"target_nodes": self.client.get_node_from_key(request.keys[0])} if self.is_cluster else {}
+        pipe.execute_command("WAIT", acks, self.ctx.policy.replica_timeout_ms, **target)
         reply, confirmed = await pipe.execute()
         return replicated(reply, confirmed, acks)
 

@@ -7,19 +7,20 @@ returns awaitables, from the same method bodies.
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Self
 
-from . import backup, feed_merge, functions, merged, plans
-from .buckets import Buckets
-from .connection import ConnectOptions, describe_target
+from . import backup, fanout, feed_merge, functions, merged, plans
+from .buckets import DEFAULT_BUCKETS, Buckets
+from .connection import ConnectOptions, describe_target, is_cluster_client
 from .errors import NotReplicated
 from .plans import Context
 from .policy import Policy
 from .schema import Schema
 from .scripts import REPLICATED_SCRIPTS, all_scripts
-from .tokens import sid_from_token
+from .tokens import anon_id_from_token, new_anon_token, sid_from_token
 
 
 class StoreAPI:
@@ -41,13 +42,17 @@ class StoreAPI:
         offset. With a ``clock`` and no ``server_clock``, that clock is used as it is (tests).
 
         ``buckets``: use the bucketed layout (:mod:`core.buckets`) with that many buckets,
-        as Redis Cluster needs; ``None`` keeps the single-node classic layout."""
+        as Redis Cluster needs (a cluster client gets 64 unless told); ``None`` keeps the
+        single-node classic layout."""
         if server_clock is None:
             server_clock = clock is None
+        if buckets is None and is_cluster_client(client):
+            buckets = DEFAULT_BUCKETS  # the classic layout's scripts would cross slots
         policy = policy or Policy()
         self.buckets = Buckets(prefix, buckets) if buckets is not None else None
         schemas = self.buckets.schemas if self.buckets is not None else (Schema(prefix),)
-        self.ctxs: list[Context] = [Context(schema, policy, clock or time.time, server_clock)
+        publish = "SPUBLISH" if self.buckets is not None else "PUBLISH"
+        self.ctxs: list[Context] = [Context(schema, policy, clock or time.time, server_clock, publish)
                                     for schema in schemas]
         """One context per bucket (one in the single-node layout)."""
         self.ctx = self.ctxs[0]
@@ -58,19 +63,33 @@ class StoreAPI:
         the server turned out to have no functions (Redis 6.2)."""
 
     @staticmethod
-    def _connect(url: str, options: ConnectOptions | None) -> Any:  # pragma: no cover - per subclass
+    def _connect(url: str, options: ConnectOptions | None, *,
+                 cluster: bool | None = None) -> Any:  # pragma: no cover - per subclass
         raise NotImplementedError
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "", policy: Policy | None = None,
                  clock: Callable[[], float] | None = None, options: ConnectOptions | None = None,
-                 server_clock: bool | None = None) -> Self:
-        """Connect lazily to ``url`` (redis://, rediss://, unix://) with explicit timeouts
-        and retries (:class:`~core.connection.ConnectOptions`)."""
-        store = cls(cls._connect(url, options), prefix=prefix, policy=policy, clock=clock,
-                    server_clock=server_clock)
+                 server_clock: bool | None = None, cluster: bool | None = None,
+                 buckets: int | None = None) -> Self:
+        """Connect to ``url`` (redis://, rediss://, unix://, redis+sentinel://) with explicit
+        timeouts and retries (:class:`~core.connection.ConnectOptions`).
+
+        A Redis Cluster is detected (``cluster_enabled:1``, asked once here; a server that
+        cannot be asked is taken for a single node) or forced with ``cluster=True``; it
+        gets redis-py's cluster client and the bucketed layout, ``buckets`` of them
+        (default 64, fixed for the deployment's life). ``buckets`` on a single node uses
+        the bucketed layout there too (tests, benchmarks)."""
+        client = cls._connect(url, options, cluster=cluster)
+        store = cls(client, prefix=prefix, policy=policy, clock=clock, server_clock=server_clock,
+                    buckets=buckets)
         store.options = options or ConnectOptions()
         return store
+
+    @property
+    def is_cluster(self) -> bool:
+        """Whether this store talks to a Redis Cluster (redis-py's cluster client)."""
+        return is_cluster_client(self.client)
 
     def _run(self, plan: plans.Plan) -> Any:  # pragma: no cover - provided by subclasses
         raise NotImplementedError
@@ -125,6 +144,25 @@ class StoreAPI:
             return self.ctx
         return self.ctxs[self.buckets.of_sid(sid)]
 
+    def _for_anonymous(self, token: object) -> Context:
+        aid = anon_id_from_token(token) if self.buckets is not None else None
+        return self.ctxs[self.buckets.of_anonymous(aid)] if self.buckets is not None and aid else self.ctx
+
+    def _anon_mint(self, ctx: Context) -> Callable[[], tuple[str, str]]:
+        """New anonymous tokens whose ids fall in ``ctx``'s bucket (drawn until one does:
+        about as many draws as there are buckets, each one SHA-256)."""
+        if self.buckets is None:
+            return new_anon_token
+        buckets, bucket = self.buckets, self.ctxs.index(ctx)
+
+        def mint() -> tuple[str, str]:
+            while True:
+                token, aid = new_anon_token()
+                if buckets.of_anonymous(aid) == bucket:
+                    return token, aid
+
+        return mint
+
     def _for_token(self, token: object) -> Context:
         if self.buckets is None:
             return self.ctx
@@ -145,7 +183,8 @@ class StoreAPI:
         an anonymous session (by its token) that this login replaces in the same script."""
         return self._run(plans.login(self._for_user(username), username, app=app, type=type, ip=ip,
                                      user_agent=user_agent, email=email, department=department,
-                                     metadata=metadata, actor=actor, data=data, anonymous=anonymous))
+                                     metadata=metadata, actor=actor, data=data, anonymous=anonymous,
+                                     anonymous_ctx=self._for_anonymous(anonymous)))
 
     def validate(self, token: object) -> Any:
         """The active session for a token, or ``None``; slides idle expiry (throttled),
@@ -170,12 +209,18 @@ class StoreAPI:
     def sweep(self, *, batch: int = plans.SWEEP_BATCH, max_calls: int | None = 10_000, actor: str = "sweep",
               on_batch: Callable[[plans.SweepResult], None] | None = None) -> Any:
         """End sessions whose expiry passed and purge old history, in bounded batches
-        (``max_calls=None``: until none is left); ``on_batch`` sees the totals after each."""
+        (``max_calls=None``: until none is left); ``on_batch`` sees the totals after each.
+        In the bucketed layout: every bucket with work (``max_calls`` in all)."""
+        if self.buckets is not None:
+            return self._run(fanout.sweep(self.ctxs, batch=batch, max_calls=max_calls, actor=actor,
+                                          on_batch=on_batch))
         return self._run(plans.sweep(self.ctx, batch=batch, max_calls=max_calls, actor=actor,
                                      on_batch=on_batch))
 
     def sweep_due(self) -> Any:
         """(sessions past expiry, ended sessions past retention) right now."""
+        if self.buckets is not None:
+            return self._run(fanout.sweep_due(self.ctxs))
         return self._run(plans.sweep_due(self.ctx))
 
     def adopt(self, sid: str, fields: Mapping[str, str] | None = None, *, actor: str = "import") -> Any:
@@ -189,26 +234,45 @@ class StoreAPI:
 
     def read_anonymous(self, token: object) -> Any:
         """The :class:`~core.plans.Anonymous` session a token names, or ``None``."""
-        return self._run(plans.read_anonymous(self.ctx, token))
+        return self._run(plans.read_anonymous(self._for_anonymous(token), token))
 
     def save_anonymous(self, token: str | None, sets: Mapping[str, str], deletes: tuple[str, ...] = (),
                        *, app: str = "", replaces: str | None = None) -> Any:
         """Write an anonymous session's data, creating it (new token) when needed; returns
-        an :class:`~core.plans.AnonymousSaved`."""
-        return self._run(plans.save_anonymous(self.ctx, token, sets, deletes, app=app, replaces=replaces))
+        an :class:`~core.plans.AnonymousSaved`.
+
+        In the bucketed layout a new session is made in the bucket of the one it
+        ``replaces`` (one script); a ``token`` in another bucket than ``replaces`` is saved
+        in its own, and the replaced one ended by a second call."""
+        if self.buckets is None:
+            return self._run(plans.save_anonymous(self.ctx, token, sets, deletes, app=app, replaces=replaces))
+        if token is not None and anon_id_from_token(token) is not None:
+            ctx = self._for_anonymous(token)
+        elif replaces is not None and anon_id_from_token(replaces) is not None:
+            ctx = self._for_anonymous(replaces)
+        else:
+            ctx = self.ctxs[secrets.randbelow(len(self.ctxs))]
+        apart = replaces is not None and self._for_anonymous(replaces) is not ctx
+        return self._run(_then_end(plans.save_anonymous(ctx, token, sets, deletes, app=app,
+                                                        replaces=None if apart else replaces,
+                                                        mint=self._anon_mint(ctx)),
+                                   self._for_anonymous(replaces) if apart else None, replaces))
 
     def end_anonymous(self, token: object) -> Any:
         """End an anonymous session; returns whether it existed."""
-        return self._run(plans.end_anonymous(self.ctx, token))
+        return self._run(plans.end_anonymous(self._for_anonymous(token), token))
 
     def audit(self, kind: str, *, actor: str, ip: str | None = None) -> Any:
         """Append an event about no session (``ssh_connect`` / ``ssh_disconnect``: who is
-        watching, from where); returns its seq."""
-        return self._run(plans.audit(self.ctx, kind, actor=actor, ip=ip))
+        watching, from where); returns its seq. (Bucketed layout: in the actor's bucket.)"""
+        return self._run(plans.audit(self._for_user(actor), kind, actor=actor, ip=ip))
 
     def set_event_log_max(self, value: int) -> Any:
         """Set the event-log cap that every writer honours (stored in Redis). Until it is
-        set, the first writer to trim stores its own policy's ``event_log_max``."""
+        set, the first writer to trim stores its own policy's ``event_log_max``. (Bucketed
+        layout: in every bucket, each of which has its own log.)"""
+        if self.buckets is not None:
+            return self._run(fanout.set_event_log_max(self.ctxs, value))
         return self._run(plans.set_event_log_max(self.ctx, value))
 
     def settings(self) -> Any:
@@ -286,8 +350,10 @@ class StoreAPI:
 
     def flag(self, mode: str, item: Any, *, actor: str) -> Any:
         """Raise (``"raise"``) or clear (``"clear"``) one anomaly flag; returns whether this
-        call changed it (and so wrote its event)."""
-        return self._run(plans.flag(self.ctx, mode, item, actor=actor))
+        call changed it (and so wrote its event). Bucketed layout: a flag always lives in
+        the bucket its id names, so evaluators agree on who wrote it."""
+        ctx = self._for_user(getattr(item, "id", None))
+        return self._run(plans.flag(ctx, mode, item, actor=actor))
 
     def rule_inputs(self, *, min_addresses: int, baseline_minutes: int) -> Any:
         """What the Redis-side anomaly rules read on one tick (:class:`~core.plans.RuleInputs`)."""
@@ -367,15 +433,26 @@ class StoreAPI:
 
     def restore_batch(self, records: Sequence[tuple[str, Mapping[str, str]] | backup.Record], *,
                       trust: bool = False, actor: str = "import") -> Any:
-        """Restore absent sessions from a backup in one call (a :class:`~core.plans.BatchResult`)."""
+        """Restore absent sessions from a backup in one call (a :class:`~core.plans.BatchResult`);
+        in the bucketed layout one call per bucket the records fall in."""
+        if self.buckets is not None:
+            return self._run(fanout.restore_batch(self.ctxs, self.buckets.of_sid, records, trust=trust,
+                                                  actor=actor))
         return self._run(plans.restore_batch(self.ctx, records, trust=trust, actor=actor))
 
     def index_batch(self, sids: list[str], *, actor: str = "reindex") -> Any:
-        """Index other apps' session hashes in one call, never changing them."""
+        """Index other apps' session hashes in one call, never changing them (bucketed
+        layout: one call per bucket the ids fall in)."""
+        if self.buckets is not None:
+            return self._run(fanout.index_batch(self.ctxs, self.buckets.of_sid, sids, actor=actor))
         return self._run(plans.index_batch(self.ctx, sids, actor=actor))
 
     def bulk_preflight(self) -> Any:
-        """Raise :class:`PermissionDenied` if this ACL user may not restore or index sessions."""
+        """Raise :class:`PermissionDenied` if this ACL user may not restore or index sessions.
+        (On a cluster client there is no preflight: it queues keys of several slots after
+        MULTI; the first batch's script is the check there.)"""
+        if self.is_cluster:
+            return _done_sync_or_async(self, True)
         return self._run(plans.bulk_preflight(self.ctx))
 
 
@@ -385,3 +462,19 @@ def replicated(reply: Any, confirmed: Any, wanted: int) -> Any:
         raise NotReplicated(f"only {int(confirmed)} of {wanted} replicas confirmed the write in time; "
                             "it reached the master and may be lost if it fails over now")
     return reply
+
+
+def _then_end(plan: plans.Plan, ctx: Context | None, token: str | None) -> plans.Plan:
+    """``plan``, then (``ctx`` given) end the anonymous session ``token`` in that bucket."""
+    result = yield from plan
+    if ctx is not None:
+        yield from plans.end_anonymous(ctx, token)
+    return result
+
+
+def _done_sync_or_async(store: StoreAPI, value: Any) -> Any:
+    """``value`` as this store returns results: as it is, or awaitable (asyncio store)."""
+    def plan() -> plans.Plan:
+        return value
+        yield  # a generator that returns at once
+    return store._run(plan())

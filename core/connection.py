@@ -16,6 +16,10 @@ from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from . import sentinel
 from .errors import DataConflict, InvalidInput, PermissionDenied, StoreError, StoreUnavailable
@@ -101,21 +105,88 @@ def _from_url(pool_class: Any, url: str, opts: ConnectOptions) -> Any:
         raise InvalidInput("url", f"cannot parse {redact_url(url)} ({type(exc).__name__})") from None
 
 
-def sync_client(url: str, opts: ConnectOptions | None = None) -> redis.Redis:
+def cluster_enabled(url: str, opts: ConnectOptions | None = None) -> bool | None:
+    """Whether ``url`` names a Redis Cluster node (``cluster_enabled:1`` in INFO cluster):
+    one short-lived connection with the store's timeouts. ``None`` if the server cannot be
+    asked (unreachable, or INFO denied): the caller decides."""
     opts = opts or ConnectOptions()
     if sentinel.is_sentinel_url(url):
+        return False
+    _check_url(url)
+    kwargs = {k: v for k, v in _client_kwargs(opts).items() if k not in ("max_connections", "timeout")}
+    try:
+        probe = redis.Redis.from_url(url, **kwargs, retry=Retry(NoBackoff(), 0))
+    except (ValueError, TypeError):
+        return None
+    try:
+        info = probe.info("cluster")
+    except REDIS_ERRORS:
+        return None
+    finally:
+        probe.close()
+    return str(info.get("cluster_enabled", 0)) == "1" if isinstance(info, dict) else None
+
+
+def _want_cluster(url: str, opts: ConnectOptions, cluster: bool | None) -> bool:
+    if cluster is not None:
+        if cluster and sentinel.is_sentinel_url(url):
+            raise InvalidInput("url", "a redis+sentinel:// URL names a Sentinel service, not a cluster")
+        return cluster
+    return bool(cluster_enabled(url, opts))
+
+
+def _cluster_kwargs(opts: ConnectOptions) -> dict[str, Any]:
+    """The single-node options, plus no retries of redis-py's own (after a broken
+    connection it refreshes the slot map and raises; the stores retry reads, never
+    writes, as on one node). MOVED and ASK are still followed at once."""
+    return {**_client_kwargs(opts), "retry": Retry(NoBackoff(), 0)}
+
+
+def _from_url_cluster(cluster_class: Any, url: str, kwargs: dict[str, Any]) -> Any:
+    _check_url(url)
+    if url.startswith("unix://"):
+        raise InvalidInput("url", "a Redis Cluster is reached over TCP: use redis:// or rediss://")
+    try:
+        return cluster_class.from_url(url, **kwargs)
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput("url", f"cannot parse {redact_url(url)} ({type(exc).__name__})") from None
+
+
+def sync_client(url: str, opts: ConnectOptions | None = None, *, cluster: bool | None = None) -> Any:
+    """A client for ``url``: behind Sentinel, a Redis Cluster (detected, or forced with
+    ``cluster=True``) or one server."""
+    opts = opts or ConnectOptions()
+    if sentinel.is_sentinel_url(url) and not cluster:
         _check_url(url)
         # no redis-py retry: the stores retry reads themselves (see the module docstring)
         return sentinel.sync_client(sentinel.parse_url(url), _client_kwargs(opts), None)
+    if _want_cluster(url, opts, cluster):
+        kwargs = {**_cluster_kwargs(opts), "connection_pool_class": redis.BlockingConnectionPool}
+        try:
+            return _from_url_cluster(redis.cluster.RedisCluster, url, kwargs)
+        except redis.exceptions.RedisClusterException as exc:
+            # the sync client maps the slots at once: no node answered
+            raise redis.exceptions.ConnectionError(f"no Redis Cluster node answered: {exc}") from None
     return redis.Redis(connection_pool=_from_url(redis.BlockingConnectionPool, url, opts))
 
 
-def async_client(url: str, opts: ConnectOptions | None = None) -> redis.asyncio.Redis:
+def async_client(url: str, opts: ConnectOptions | None = None, *, cluster: bool | None = None) -> Any:
+    """The asyncio client for ``url`` (see :func:`sync_client`). Detecting a cluster asks
+    the server once, synchronously, with the store's timeouts."""
     opts = opts or ConnectOptions()
-    if sentinel.is_sentinel_url(url):
+    if sentinel.is_sentinel_url(url) and not cluster:
         _check_url(url)
         return sentinel.async_client(sentinel.parse_url(url), _client_kwargs(opts), None)
+    if _want_cluster(url, opts, cluster):
+        # the asyncio cluster client keeps its own connections per node (no blocking
+        # pool); the store's deadline bounds every call instead
+        kwargs = {k: v for k, v in _cluster_kwargs(opts).items() if k != "timeout"}
+        return _from_url_cluster(redis.asyncio.cluster.RedisCluster, url, kwargs)
     return redis.asyncio.Redis(connection_pool=_from_url(redis.asyncio.BlockingConnectionPool, url, opts))
+
+
+def is_cluster_client(client: object) -> bool:
+    return isinstance(client, redis.cluster.RedisCluster | redis.asyncio.cluster.RedisCluster)
 
 
 def _redact_query(query: str) -> str:
@@ -170,9 +241,34 @@ def redact_url(url: str) -> str:
     return f"{scheme}://{creds}{where}" + (f"?{query}" if query else "")
 
 
-def describe_target(client: redis.Redis | redis.asyncio.Redis) -> dict[str, Any]:
+def _describe_cluster(client: Any) -> dict[str, Any]:
+    if isinstance(client, redis.cluster.RedisCluster):
+        kw = client.nodes_manager.connection_kwargs
+    else:
+        kw = client.connection_kwargs
+    nodes = client.get_nodes()
+    primaries = sorted(n.name for n in nodes if n.server_type == redis.cluster.PRIMARY)
+    replicas = sorted(n.name for n in nodes if n.server_type == redis.cluster.REPLICA)
+    first = client.get_default_node() or (nodes[0] if nodes else None)
+    return {
+        "host": getattr(first, "host", None),
+        "port": getattr(first, "port", None),
+        "path": None,
+        "db": 0,
+        "username": kw.get("username"),
+        "tls": "ssl" in str(kw.get("connection_class", "")).lower() or bool(kw.get("ssl")),
+        "cluster": True,
+        "primaries": primaries,
+        "replicas": replicas,
+    }
+
+
+def describe_target(client: Any) -> dict[str, Any]:
     """Where a client points (host, port or path, db, username; behind Sentinel the service
-    and its current master); never the password."""
+    and its current master; on a cluster the node it was given and the primaries and
+    replicas it knows); never the password."""
+    if is_cluster_client(client):
+        return _describe_cluster(client)
     behind_sentinel = sentinel.describe(client)
     if behind_sentinel is not None:
         return behind_sentinel
@@ -195,6 +291,8 @@ _OUTAGE_REPLIES: dict[str, str] = {
     "LOADING": "Redis is loading its data set; try again shortly",
     "NOREPLICAS": "Redis refuses writes: not enough replicas are connected (min-replicas-to-write)",
     "MASTERDOWN": "Redis is a replica that lost its primary; try again shortly",
+    "CLUSTERDOWN": "the Redis Cluster is down (a slot has no reachable primary); try again shortly",
+    "TRYAGAIN": "the Redis Cluster is moving the keys' slot; try again shortly",
 }
 """Error replies that mean "the server cannot serve now", not "this request is wrong"."""
 
@@ -205,14 +303,17 @@ def outage_reply(reply: object) -> bool:
     raise these instead of handing them to the plan."""
     if not isinstance(reply, redis.exceptions.RedisError):
         return False
-    if isinstance(reply, redis.exceptions.BusyLoadingError | redis.exceptions.MasterDownError):
+    if isinstance(reply, redis.exceptions.BusyLoadingError | redis.exceptions.ClusterDownError
+                  | redis.exceptions.TryAgainError):
         return True
     return str(reply).split(" ", 1)[0] in _OUTAGE_REPLIES
 
 
-RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.ConnectionError,
-                                                     redis.exceptions.TimeoutError, OSError)
-"""Failures worth one more try of a read: the connection broke or timed out."""
+RETRYABLE_ERRORS: tuple[type[BaseException], ...] = (
+    redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError,
+    redis.exceptions.ClusterDownError, redis.exceptions.TryAgainError, redis.exceptions.SlotNotCoveredError)
+"""Failures worth one more try of a read: the connection broke or timed out, or the
+cluster is failing over (its slot map was refreshed meanwhile)."""
 
 
 def retryable_failure(exc: BaseException) -> bool:
@@ -255,6 +356,10 @@ def map_error(exc: BaseException) -> StoreError:
         return StoreUnavailable(_OUTAGE_REPLIES["LOADING"])
     if isinstance(exc, redis.exceptions.MasterDownError):
         return StoreUnavailable(_OUTAGE_REPLIES["MASTERDOWN"])
+    if isinstance(exc, redis.exceptions.ClusterDownError | redis.exceptions.SlotNotCoveredError):
+        return StoreUnavailable(_OUTAGE_REPLIES["CLUSTERDOWN"])
+    if isinstance(exc, redis.exceptions.TryAgainError):
+        return StoreUnavailable(_OUTAGE_REPLIES["TRYAGAIN"])
     if msg.split(" ", 1)[0] in _OUTAGE_REPLIES:
         return StoreUnavailable(_OUTAGE_REPLIES[msg.split(" ", 1)[0]])
     if isinstance(exc, redis.exceptions.TimeoutError):
@@ -270,4 +375,7 @@ def map_error(exc: BaseException) -> StoreError:
     return StoreError(f"Redis error: {msg}")
 
 
-REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError)
+REDIS_ERRORS: tuple[type[BaseException], ...] = (redis.exceptions.RedisError, OSError,
+                                                 redis.exceptions.RedisClusterException)
+"""What a redis-py call may raise (the cluster client's own checks, such as keys of
+different slots in one script, are not RedisErrors)."""

@@ -112,8 +112,21 @@ def outcome(reply: object) -> str:
     raise reply
 
 
+def combine(replies: list[object]) -> object:
+    """One FUNCTION LOAD reply from the replies of every primary of a cluster: loaded if
+    any loaded it, else the first refusal other than "already exists", else that."""
+    for reply in replies:
+        if not isinstance(reply, BaseException):
+            return reply
+    for reply in replies:
+        if "already exists" not in str(reply):
+            return reply
+    return replies[0] if replies else redis.exceptions.ResponseError("no primary to load the library on")
+
+
 def install(ctx: Context) -> Plan:
-    """Load this version's library; see :func:`outcome` for the result."""
+    """Load this version's library; see :func:`outcome` for the result. (A cluster store
+    sends it to every primary: functions replicate, so promoted replicas have it too.)"""
     del ctx  # the library is the same for every key prefix: keys come in as arguments
     replies = yield Commands([("FUNCTION", "LOAD", library_source())])
     return outcome(replies[0])

@@ -120,6 +120,9 @@ class Context:
     policy: Policy
     local_clock: Callable[[], float]
     server_clock: bool = False
+    publish: str = "PUBLISH"
+    """How the write scripts publish events: ``SPUBLISH`` in the bucketed layout (the
+    bucket's channel lives on its shard), ``PUBLISH`` in the single-node layout."""
     offset: float = 0.0
     """Redis server's clock minus ``local_clock`` (seconds), when ``server_clock``."""
     synced_at: float = -math.inf
@@ -182,7 +185,7 @@ class Context:
                 self.schema.minute_counter("ends", minute), self.schema.minute_kinds(minute),
                 *self.overview_keys, self.schema.settings]
         clock = self.script_now(now) if now_arg is None else now_arg
-        return Script(name, keys, [*self.write_head, clock, *self.policy_args, actor, *op_args])
+        return Script(name, keys, [*self.write_head, clock, *self.policy_args, actor, self.publish, *op_args])
 
 
 def _now(ctx: Context) -> Plan:
@@ -243,10 +246,16 @@ def _is_collision(exc: BaseException) -> bool:
 def login(ctx: Context, username: str, *, app: str, type: str = "web", ip: str | None = None,
           user_agent: str | None = None, email: str | None = None, department: str | None = None,
           metadata: Mapping[str, object] | None = None, actor: str | None = None,
-          data: Mapping[str, str] | None = None, anonymous: str | None = None) -> Plan:
+          data: Mapping[str, str] | None = None, anonymous: str | None = None,
+          anonymous_ctx: Context | None = None) -> Plan:
     """Create a session. ``data``: web-framework session data (``d:<key>`` fields, already
     encoded) stored with it; ``anonymous``: the token of an anonymous session this login
-    replaces, deleted in the same script (its data is what ``data`` carries over)."""
+    replaces, deleted in the same script (its data is what ``data`` carries over).
+
+    ``anonymous_ctx``: the bucket context of that anonymous session when it is not the
+    user's (bucketed layout). No script may cross slots, so the login is then two steps:
+    the login script, then ending the anonymous session in its own bucket (if that second
+    step fails, the anonymous session lives on until its idle expiry)."""
     username = check.text("username", username)
     app = check.text("app", app)
     if "|" in app:
@@ -262,7 +271,8 @@ def login(ctx: Context, username: str, *, app: str, type: str = "web", ip: str |
     data_fields = _data_fields(ctx, data)
     anon_keys: list[str] = []
     aid = anon_id_from_token(anonymous) if anonymous is not None else None
-    if aid is not None:
+    apart = aid is not None and anonymous_ctx is not None and anonymous_ctx is not ctx
+    if aid is not None and not apart:
         anon_keys = [ctx.schema.anonymous(aid), ctx.schema.idx_anonymous]
     clock = yield from _now(ctx)
     for _attempt in range(3):
@@ -290,6 +300,9 @@ def login(ctx: Context, username: str, *, app: str, type: str = "web", ip: str |
                 continue
             raise
         ctx.remember_seen(sid, now)
+        if apart:
+            assert anonymous_ctx is not None
+            yield from end_anonymous(anonymous_ctx, anonymous)
         return session, token
     raise StoreError("could not allocate a unique session id")
 
@@ -1405,10 +1418,13 @@ def _float(value: Any) -> float | None:
 
 
 def save_anonymous(ctx: Context, token: str | None, sets: Mapping[str, str], deletes: tuple[str, ...] = (),
-                   *, app: str = "", replaces: str | None = None) -> Plan:
+                   *, app: str = "", replaces: str | None = None,
+                   mint: Callable[[], tuple[str, str]] = new_anon_token) -> Plan:
     """Write data to the anonymous session ``token`` names, or (no token, or that session
     is gone) to a new one, created in the same call. ``replaces``: the token of an
-    anonymous session to delete in the same call (``session.clear()`` then new data)."""
+    anonymous session to delete in the same call (``session.clear()`` then new data).
+    ``mint`` makes new tokens (in the bucketed layout: ones whose ids fall in ``ctx``'s
+    bucket, so ``token``, ``replaces`` and the new session share one slot)."""
     s, p = ctx.schema, ctx.policy
     app = check.text("app", app, required=False)
     changes = _changes(sets, deletes)
@@ -1434,7 +1450,7 @@ def save_anonymous(ctx: Context, token: str | None, sets: Mapping[str, str], del
     if not sets:
         return AnonymousSaved(None, None, False)
     for _attempt in range(3):
-        new, new_aid = new_anon_token()
+        new, new_aid = mint()
         try:
             yield Script("anon_save", [s.anonymous(new_aid), s.idx_anonymous, *extra_keys],
                          [new_aid, "new", p.anonymous_idle_ttl, p.data_max_bytes, app, old_arg, *changes])

@@ -2,8 +2,8 @@
 -- KEYS: the global keys of Schema.global_keys(), the per-minute keys, the overview keys,
 --       the settings hash (Schema.settings), then (login only) the anonymous keys.
 -- ARGV: channel, the four key prefixes of Schema.lua_layout(), now (empty: read the Redis
---       server's clock), the policy values of ops.policy_args(), actor; then the
---       operation's own arguments.
+--       server's clock), the policy values of ops.policy_args(), actor, the publish command
+--       (PUBLISH, or SPUBLISH in the bucketed layout); then the operation's own arguments.
 -- Per-session and per-user key names are built only from those prefixes.
 
 -- Effects replication, so a script that read TIME may write afterwards on Redis 6.2
@@ -41,7 +41,9 @@ local IDLE = tonumber(ARGV[13])
 local ABSOLUTE = tonumber(ARGV[14])
 local MAX_SESSIONS = tonumber(ARGV[15])
 local ACTOR = ARGV[16]
-local OP = 17 -- index of the first operation argument
+-- SPUBLISH keeps a bucket's events on its shard (Redis Cluster); PUBLISH on one node.
+local SHARDED = ARGV[17] == 'SPUBLISH'
+local OP = 18 -- index of the first operation argument
 
 local COUNTER_TTL = 7200
 
@@ -184,7 +186,11 @@ local function emit_body(body)
   local line = '{"seq":' .. seq .. ',' .. string.sub(body, 2)
   redis.call('LPUSH', G_EVENTS, line)
   if seq % TRIM_EVERY == 0 then redis.call('LTRIM', G_EVENTS, 0, event_cap() - 1) end
-  redis.call('PUBLISH', CHANNEL, line)
+  if SHARDED then
+    redis.call('SPUBLISH', CHANNEL, line)
+  else
+    redis.call('PUBLISH', CHANNEL, line)
+  end
   return seq
 end
 
