@@ -1,11 +1,11 @@
 """The reference "classic" implementation: the layout sessionwatch is compatible with,
 written the way the original admin app does it, one command (one round trip) per step.
 
-Login is HSET of the session hash, LPUSH onto the user's history list, SADD into the
-user's active set, LPUSH of an event line and SETEX of the cache summary: five round
-trips, no indexes, no counters, no publish. Logout reads the username, then HSET, SREM,
-LPUSH and SETEX: five round trips. Key names come from :class:`core.Schema`, like
-everything else.
+Login is HSET of the session hash, EXPIRE of it (its idle timeout), LPUSH onto the
+user's history list, SADD into the user's active set, LPUSH of an event line and SETEX
+of the cache summary: six round trips, no indexes, no counters, no publish. Logout
+reads the username, then HSET, SREM, LPUSH and SETEX: five round trips. Key names come
+from :class:`core.Schema`, like everything else.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class ClassicStore:
         return json.dumps({"ts": time.time(), "kind": kind, "sid": sid, "username": username, "app": app})
 
     def login(self, username: str, *, app: str, type: str = "web", ip: str = "", user_agent: str = "") -> str:
-        """Create a session; returns its id. Five round trips."""
+        """Create a session; returns its id. Six round trips."""
         sid = secrets.token_hex(18)
         now = time.time()
         fields = {
@@ -47,6 +47,7 @@ class ClassicStore:
         }
         s, c = self.schema, self.client
         c.hset(s.session(sid), mapping=fields)
+        c.expire(s.session(sid), self.idle_ttl)
         c.lpush(s.user_sessions(username), sid)
         c.sadd(s.user_active(username), sid)
         c.lpush(s.events, self._event("login", sid, username, app))
