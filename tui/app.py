@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, ClassVar
 
+import redis.exceptions
 from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -25,8 +26,9 @@ from textual.timer import Timer
 from textual.widgets import Footer, TabbedContent, TabPane
 
 import core
-from core import Event, Session, StoreError
+from core import Event, Session, StoreError, topology
 from core.anomalies import Thresholds
+from core.connection import REDIS_ERRORS
 from core.feed import EventFeed, ExpiryHint, FeedStatus, Resync
 from core.flagger import Flagger
 from core.overview import FlagIndex
@@ -371,9 +373,13 @@ class SessionWatchApp(App[None]):
         try:
             health = self.source.health(sweep=sweep)
             msg = Polled(stats=health.stats, server=health.server, latency_ms=health.latency_ms, panel="")
+            with contextlib.suppress(*REDIS_ERRORS, redis.exceptions.RedisClusterException):
+                msg.topology = topology.describe(self.store.client)  # a label: never fails a poll
             if self.use_feed:
                 with contextlib.suppress(StoreError):  # an unreadable log is the feed's to report
-                    msg.log_head, msg.log_checked = self.store.event_head(), True
+                    bucketed = self.store.buckets is not None  # then every bucket is watched
+                    heads = self.store.event_heads() if bucketed else self.store.event_head()
+                    msg.log_head, msg.log_checked = heads, True
             self.post_message(msg)
         except StoreError as exc:
             self.post_message(PollFailed(str(exc)))
@@ -386,6 +392,8 @@ class SessionWatchApp(App[None]):
             return
         self.poll_count += 1
         self.model.poll_succeeded(msg.stats, msg.server, msg.latency_ms)
+        if msg.topology is not None:
+            self.model.topology = msg.topology
         if msg.log_checked:
             self.model.check_liveness(msg.log_head, time.monotonic())
         self._poll_done(self.model.quiet_delay(self.refresh_interval, msg.stats))

@@ -21,9 +21,12 @@ class Polled(Message):
     total: int = 0
     cache: list[CacheEntry] = field(default_factory=list)
     note: str = ""
-    log_head: str | None = None
-    """The event log's newest line when polled (``log_checked``), to check the live feed."""
+    log_head: str | tuple[str | None, ...] | None = None
+    """The event log's newest line when polled (``log_checked``), to check the live feed;
+    each bucket's newest line on the bucketed layout."""
     log_checked: bool = False
+    topology: str | None = None
+    """The deployment as the header names it (cluster, Sentinel); ``None`` for one server."""
 
 
 @dataclass

@@ -248,14 +248,19 @@ class DashboardModel:
     event_filter: str = ""
     failures: int = 0
     feed_stalled: bool = False
+    topology: str = ""
+    """The deployment as the header names it: a cluster's masters and replicas up, or
+    Sentinel's current master (read by every poll); empty for a single server."""
     stall_after: float = 5.0
     """Seconds a log line may stay undelivered by the live feed before it counts as stalled."""
 
     def __post_init__(self) -> None:
         self.events = deque(maxlen=self.max_events)
-        self._seen: dict[int, str] = {}
+        self._seen: dict[tuple[int | None, int], str] = {}
         self._delivered: dict[str, None] = {}
-        self._lagging: tuple[str, float] | None = None
+        self._lagging: dict[int, tuple[str, float]] = {}
+        """Per bucket (one on a single node): a log head the feed has not delivered, and
+        since when the dashboard knows it."""
 
     # connection
     @property
@@ -283,18 +288,26 @@ class DashboardModel:
         if len(self._delivered) > 4 * self.max_events:
             del self._delivered[next(iter(self._delivered))]
 
-    def check_liveness(self, head: str | None, now: float) -> bool:
-        """Compare the log's newest line (read by a poll) with what the feed delivered.
-        A line still undelivered ``stall_after`` seconds after a poll first saw it means
-        the feed is stalled. Returns whether the stalled state changed."""
+    def check_liveness(self, head: str | Sequence[str | None] | None, now: float) -> bool:
+        """Compare the log's newest line (read by a poll) with what the feed delivered;
+        on the bucketed layout ``head`` is every bucket's newest line, each watched on its
+        own (a quiet bucket whose events stop arriving is caught however busy the others
+        are). A line still undelivered ``stall_after`` seconds after a poll first saw it
+        means the feed is stalled. Returns whether the stalled state changed."""
         was = self.feed_stalled
-        if head is None or head in self._delivered or self.feed_ok is not True:
-            self._lagging = None
-        elif self._lagging is None or self._lagging[0] in self._delivered:
-            self._lagging = (head, now)  # a new line to watch (the previous one arrived)
-        self.feed_stalled = self._lagging is not None and now - self._lagging[1] >= self.stall_after
+        heads = [head] if head is None or isinstance(head, str) else list(head)
+        for b, one in enumerate(heads):
+            lag = self._lagging.get(b)
+            if one is None or one in self._delivered or self.feed_ok is not True:
+                self._lagging.pop(b, None)
+            elif lag is None or lag[0] in self._delivered:
+                self._lagging[b] = (one, now)  # a new line to watch (the previous one arrived)
+        late = [b for b, (_, since) in self._lagging.items() if now - since >= self.stall_after]
+        self.feed_stalled = bool(late)
         if self.feed_stalled:
-            self.detail = f"the event log has lines the live feed has not delivered for {self.stall_after:g}s"
+            where = f" (bucket {late[0]})" if len(heads) > 1 else ""
+            self.detail = (f"the event log{where} has lines the live feed has not delivered "
+                           f"for {self.stall_after:g}s")
         elif was and self.feed_ok is not False and self.poll_ok is not False:
             self.detail = ""
         return was != self.feed_stalled
@@ -327,7 +340,7 @@ class DashboardModel:
         else:
             self.quiet_polls += 1
         self.last_stats = stats
-        if not self.feed_ok or self._lagging is not None:
+        if not self.feed_ok or self._lagging:
             return interval
         return interval * min(cap_factor, 2 ** self.quiet_polls)
 
@@ -341,9 +354,10 @@ class DashboardModel:
         "any seq at or below the last": a foreign line with a huge seq, or a log that
         started again at 1, must not hide what follows."""
         if ev.seq is not None:
-            if self._seen.get(ev.seq) == ev.raw:
+            key = (ev.bucket, ev.seq)  # each bucket of the bucketed layout counts on its own
+            if self._seen.get(key) == ev.raw:
                 return False
-            self._seen[ev.seq] = ev.raw
+            self._seen[key] = ev.raw
             if len(self._seen) > 4 * self.max_events:
                 del self._seen[next(iter(self._seen))]
             self.last_seq = max(self.last_seq, ev.seq)
@@ -403,7 +417,10 @@ class DashboardModel:
             parts.append(("no Redis answers: give --url or REDIS_URL, or try sessionwatch demo", "detail"))
         if state in ("reconnecting", "stalled") and self.detail:
             parts.append((clean(self.detail, 60), "detail"))
-        parts.append((clean(self.target, 120), "target"))
+        if self.topology:  # a cluster or Sentinel: who serves now says more than the seed address
+            parts.append((clean(self.topology, 80), "target"))
+        else:
+            parts.append((clean(self.target, 120), "target"))
         if self.server.version:
             parts.append((f"Redis {clean(self.server.version, 20)}", "version"))
         if self.latency_ms is not None and state == "connected":

@@ -1,0 +1,173 @@
+"""The live feed on a real loopback Redis Cluster (3 masters, 3 replicas): every bucket's
+events once and in order per bucket, across dropped subscriptions; ``expired`` hints from
+every master; and a master's failover survived without restarting the reader."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+
+from core import Event, SessionStore
+from core.feed import EventFeed, ExpiryHint, FeedStatus, Resync
+from core.topology import cluster_label, count_nodes
+from tests.faults.cluster import ClusterGroup
+
+pytestmark = [pytest.mark.real]
+
+BUCKETS = 16
+
+
+class Collector:
+    """Runs an EventFeed in a thread and lets a test wait for what it delivered."""
+
+    def __init__(self, store: SessionStore, **kw: object) -> None:
+        self.feed = EventFeed(store, heartbeat=0.3, backoff=(0.05, 0.5), **kw)
+        self.items: list[object] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for item in self.feed.run(self.stop):
+            self.items.append(item)
+
+    def events(self) -> list[Event]:
+        return [x for x in self.items if isinstance(x, Event)]
+
+    def wait_for(self, cond: Callable[[], bool], timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if cond():
+                return
+            time.sleep(0.05)
+        raise AssertionError(f"feed condition not met; got {self.items[-10:]}")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(20)
+        self.feed.close()
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def store(flushed_cluster: ClusterGroup) -> Iterator[SessionStore]:
+    s = SessionStore(flushed_cluster.client(socket_timeout=2, socket_connect_timeout=2), buckets=BUCKETS)
+    yield s
+    s.close()
+
+
+def users_in_every_bucket(store: SessionStore, per_bucket: int, stem: str) -> list[str]:
+    assert store.buckets is not None
+    names: list[str] = []
+    counts = [0] * BUCKETS
+    i = 0
+    while min(counts) < per_bucket:
+        name = f"{stem}{i}"
+        b = store.buckets.of_user(name)
+        if counts[b] < per_bucket:
+            counts[b] += 1
+            names.append(name)
+        i += 1
+    return names
+
+
+def assert_once_in_order(events: list[Event], store: SessionStore) -> None:
+    assert store.buckets is not None
+    seqs: dict[int, list[int]] = {}
+    for ev in events:
+        assert ev.bucket is not None and ev.seq is not None
+        seqs.setdefault(ev.bucket, []).append(ev.seq)
+    for b in range(BUCKETS):
+        counter = int(store.client.get(store.buckets.schema(b).event_seq) or 0)
+        assert seqs.get(b, []) == list(range(1, counter + 1)), b
+
+
+def kill_subscribers(group: ClusterGroup) -> None:
+    for m in group.masters():
+        with redis.Redis(port=m.port) as c:
+            c.client_kill_filter(_type="pubsub")
+
+
+def test_events_of_every_bucket_arrive_once_in_order_across_dropped_subscriptions(
+        store: SessionStore, flushed_cluster: ClusterGroup) -> None:
+    early = users_in_every_bucket(store, 1, "early")
+    for name in early:
+        store.login(name, app="crm")
+    col = Collector(store)
+    col.wait_for(lambda: any(isinstance(x, Resync) for x in col.items))
+    assert len(col.events()) == len(early)
+    names = users_in_every_bucket(store, 5, "u")
+    for i, name in enumerate(names):
+        store.login(name, app="crm")
+        if i in (20, 55):
+            kill_subscribers(flushed_cluster)
+    col.wait_for(lambda: len(col.events()) == len(early) + len(names))
+    store.login("marker", app="crm")  # once it arrives, any duplicate sent before it has too
+    col.wait_for(lambda: any(ev.username == "marker" for ev in col.events()))
+    assert_once_in_order(col.events(), store)
+    col.close()
+
+
+def test_expired_hints_come_from_every_master(store: SessionStore, flushed_cluster: ClusterGroup) -> None:
+    assert store.buckets is not None
+    col = Collector(store)
+    col.wait_for(lambda: any(isinstance(x, Resync) for x in col.items))
+    keys = [store.buckets.schema(b).session(f"gone{b}") for b in range(BUCKETS)]
+    holders = {flushed_cluster.master_for_key(k).port for k in keys}
+    assert len(holders) == 3  # the buckets span every master
+    for key in keys:
+        store.client.set(key, "x", px=50)
+    col.wait_for(lambda: {x.key for x in col.items if isinstance(x, ExpiryHint)} >= set(keys))
+    col.close()
+
+
+def test_topology_label_counts_masters_and_replicas_up(store: SessionStore,
+                                                       flushed_cluster: ClusterGroup) -> None:
+    assert cluster_label(store.client.cluster_nodes()) == "cluster 3 masters · 3 replicas"
+    assert count_nodes({"a": {"flags": "master,fail", "slots": [[0, 5]]}, "b": {"flags": "myself,master",
+                        "slots": [[6, 9]]}, "c": {"flags": "slave"}, "d": "junk"}) == (1, 1, 1)
+    assert count_nodes(None) == (0, 0, 0)
+
+
+def test_feed_follows_a_master_failover_without_restarting(store: SessionStore,
+                                                           flushed_cluster: ClusterGroup) -> None:
+    assert store.buckets is not None
+    col = Collector(store)
+    col.wait_for(lambda: any(isinstance(x, Resync) for x in col.items))
+    for name in users_in_every_bucket(store, 1, "before"):
+        store.login(name, app="crm")
+    col.wait_for(lambda: len(col.events()) == BUCKETS)
+    victim = flushed_cluster.master_for_key(store.buckets.schema(0).events)
+    standby = flushed_cluster.kill(victim)
+    assert standby is not None
+    flushed_cluster.wait_promoted(standby)
+    # logins in every bucket, those of the promoted master's buckets included, once the
+    # client has found the new master (a write may fail while it looks)
+    after = users_in_every_bucket(store, 2, "after")
+    deadline = time.monotonic() + 60
+    done: list[str] = []
+    for name in after:
+        while True:
+            try:
+                store.login(name, app="crm")
+                done.append(name)
+                break
+            except Exception:
+                assert time.monotonic() < deadline, "logins did not resume after the failover"
+                time.sleep(0.2)
+    col.wait_for(lambda: {ev.username for ev in col.events()} >= set(done))
+    # the reader also listens for expiries on the promoted master now
+    moved = [store.buckets.schema(b).session(f"gone{b}") for b in range(BUCKETS)
+             if flushed_cluster.master_for_key(store.buckets.schema(b).events).port == standby.port]
+    assert moved
+    for key in moved:
+        store.client.set(key, "x", px=50)
+    col.wait_for(lambda: {x.key for x in col.items if isinstance(x, ExpiryHint)} >= set(moved))
+    # one reader all along: it said when it lost the master and when it was back
+    statuses = [x for x in col.items if isinstance(x, FeedStatus)]
+    assert statuses[0].connected and statuses[-1].connected
+    col.close()
