@@ -78,7 +78,7 @@ class DataSource:
         """A few round trips, bounded: the session, its cache entry and its recent events."""
         session = self.store.get(sid)
         client = self.store.client
-        key = self.store.schema.cache(sid)
+        key = self.store._for_sid(sid).schema.cache(sid)  # its bucket's key in the bucketed layout
         try:
             raw, pttl = client.get(key), client.pttl(key)
         except Exception as exc:
