@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 import redis
-from conftest import FakeClock
 
 from core import Policy, SessionStore, plans, tokens
 from core.embedded import RedisServer
@@ -26,7 +25,7 @@ APPS = ["crm", "billing", "wiki", "mail"]
 class Pair:
     """The same logins in a single-node store and in a bucketed one."""
 
-    def __init__(self, client: Any, buckets: int, clock: FakeClock, bucketed_client: Any = None) -> None:
+    def __init__(self, client: Any, buckets: int, clock: Any, bucketed_client: Any = None) -> None:
         policy = Policy(idle_ttl=3600, absolute_ttl=7200)
         self.single = SessionStore(client, prefix="one:", policy=policy, clock=clock)
         self.bucketed = SessionStore(bucketed_client or client, prefix="many:", policy=policy, clock=clock,
@@ -54,7 +53,7 @@ class Pair:
 
 
 @pytest.fixture
-def pair(debian_server: RedisServer, clock: FakeClock) -> Iterator[Pair]:
+def pair(debian_server: RedisServer, clock: Any) -> Iterator[Pair]:
     client = redis.Redis.from_url(debian_server.url, decode_responses=True)
     client.flushall()
     yield Pair(client, 8, clock)
@@ -62,7 +61,7 @@ def pair(debian_server: RedisServer, clock: FakeClock) -> Iterator[Pair]:
 
 
 @pytest.fixture
-def cluster_pair(debian_server: RedisServer, flushed_cluster: Any, clock: FakeClock) -> Iterator[Pair]:
+def cluster_pair(debian_server: RedisServer, flushed_cluster: Any, clock: Any) -> Iterator[Pair]:
     """Single node on Debian's Redis, the bucketed layout (64 buckets) on the loopback cluster."""
     client = redis.Redis.from_url(debian_server.url, decode_responses=True)
     client.flushall()
