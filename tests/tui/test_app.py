@@ -493,3 +493,23 @@ async def test_bindings_can_be_remapped_by_id(seeded) -> None:
         await pilot.press("x")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
         await pilot.press("n")
+
+
+async def test_help_screen_footer_shows_its_own_keys(seeded) -> None:
+    """Over the help screen the footer names what works there, not the panel's keys."""
+    store, _ = seeded
+    app = make_app(store)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
+        assert "Log out" in screen_text(app).splitlines()[-1]
+        await pilot.press("question_mark")
+        await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen) and "Close" in screen_text(app))
+        footer = screen_text(app).splitlines()[-1]
+        assert "esc Close" in footer and "Scroll" in footer
+        for panel_key in ("Detail", "Sort", "Log out", "Pause", "Help"):
+            assert panel_key not in footer, footer
+        box = app.screen.query_one("#help-box")
+        await pilot.press("pagedown")
+        await wait_for(pilot, lambda: box.scroll_y > 0)  # the keys it names work
+        await pilot.press("escape")
+        assert not isinstance(app.screen, HelpScreen)

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
+from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
@@ -28,11 +29,15 @@ from ..window import SessionWindow
 
 @dataclass(frozen=True, slots=True)
 class Column:
+    """A column sized to its contents: as wide as the widest value held (and its label),
+    at most ``width`` when deciding which columns fit, and at most ``width + grow`` when
+    the table has room to spare."""
+
     key: str
     label: str
     width: int
     grow: int = 0
-    """Extra cells this column takes when the table is wider than all columns need."""
+    """Extra cells this column may take, for long values, when the table has room."""
 
 
 Cells = Callable[[object], Sequence[str]]
@@ -40,7 +45,9 @@ Cells = Callable[[object], Sequence[str]]
 
 class VirtualTable(ScrollView, can_focus=True):
     """Line 0 is the header (the sort column carries ▲ or ▼); lines below are rows from
-    ``window.top``. Columns that do not fit whole are left out, never cut."""
+    ``window.top``. Columns that do not fit whole are left out, never cut. Column widths
+    follow the widest value seen (never narrowing, so columns do not jump as rows scroll
+    by), within each column's caps."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "virtual-table--header", "virtual-table--cursor", "virtual-table--ended",
@@ -85,6 +92,9 @@ class VirtualTable(ScrollView, can_focus=True):
         self.sort_key: str | None = None
         self.descending = True
         self._syncing = False
+        self._natural: dict[str, int] = {}
+        """Widest value seen per column (display cells)."""
+        self._layout: tuple[tuple[object, ...], list[Column]] | None = None
 
     @property
     def row_count(self) -> int:
@@ -106,28 +116,44 @@ class VirtualTable(ScrollView, can_focus=True):
             self.post_message(self.Wanted(self))
         self.sync()
 
+    def measure(self) -> None:
+        """Widen the columns' natural widths to the values of the rows held."""
+        keys = [c.key for c in self.columns]
+        for row in self.window.rows.values():
+            for key, value in zip(keys, self.cells(row), strict=False):
+                width = cell_len(display(value, 200))
+                if width > self._natural.get(key, 0):
+                    self._natural[key] = width
+
     def shown_columns(self) -> list[Column]:
-        """The columns that fit whole in the width (in order; the rest are left out), the
-        growable ones widened into the space left over."""
+        """The columns that fit whole in the width, in order (the rest are left out), each
+        as wide as its contents need within its caps; room left over stays blank."""
         width = self.scrollable_content_region.width or self.size.width
-        out: list[Column] = []
+        key = (width, self.sort_key, tuple(sorted(self._natural.items())))
+        if self._layout is not None and self._layout[0] == key:
+            return self._layout[1]
+        sized: list[tuple[Column, int, int]] = []
         used = 0
         for col in self.columns:
-            need = col.width + (1 if out else 0)
-            if used + need > width:
+            label = cell_len(col.label) + (2 if col.key == self.sort_key else 0)
+            natural = self._natural.get(col.key, 0)
+            base = max(label, min(natural, col.width))
+            if used + base + (1 if sized else 0) > width:
                 break
-            out.append(col)
-            used += need
+            used += base + (1 if sized else 0)
+            sized.append((col, base, max(base, min(natural, col.width + col.grow))))
         spare = width - used
-        grown = []
-        for col in out:
-            extra = min(spare, col.grow)
+        out = []
+        for col, base, cap in sized:
+            extra = min(spare, cap - base)
             spare -= extra
-            grown.append(Column(col.key, col.label, col.width + extra) if extra else col)
-        return grown
+            out.append(Column(col.key, col.label, base + extra))
+        self._layout = (key, out)
+        return out
 
     def sync(self) -> None:
         """Make the virtual size and the scroll position agree with the window."""
+        self.measure()
         self._syncing = True
         try:
             self.virtual_size = Size(self.scrollable_content_region.width, self.window.size + 1)
@@ -186,7 +212,7 @@ class VirtualTable(ScrollView, can_focus=True):
             label = col.label
             if col.key == self.sort_key:
                 label += " ▼" if self.descending else " ▲"
-            text.append((" " if i else "") + label.ljust(col.width)[: col.width])
+            text.append((" " if i else "") + set_cell_size(label, col.width))
         return text
 
     def row_text(self, cols: list[Column], values: Sequence[str]) -> Text:
@@ -194,9 +220,9 @@ class VirtualTable(ScrollView, can_focus=True):
         text = Text(no_wrap=True, overflow="crop")
         for i, col in enumerate(cols):
             cell = display(by_key.get(col.key, ""), 200)  # the one display path (a no-op on clean text)
-            if len(cell) > col.width:
-                cell = cell[: col.width - 1] + "…"
-            text.append((" " if i else "") + cell.ljust(col.width))
+            if cell_len(cell) > col.width:
+                cell = set_cell_size(cell, col.width - 1) + "…"
+            text.append((" " if i else "") + set_cell_size(cell, col.width))
         return text
 
     def render_line(self, y: int) -> Strip:

@@ -1,0 +1,1 @@
+"""Scripts that make files the repository commits (run with ``python -m tools.<name>``)."""
