@@ -208,11 +208,19 @@ _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 
 def cache_summary(s: Session) -> dict[str, Any]:
-    """What ``cache:session:<sid>`` holds (the Lua scripts write the same keys on change)."""
-    return {"sid": s.sid, "username": s.username, "app": s.app, "type": s.type, "ip": s.ip,
-            "status": s.status, "login_time": s.login_time, "last_seen": s.last_seen,
-            "expires_at": s.expires_at, "email": s.email, "department": s.department,
-            "end_reason": s.end_reason}
+    """What ``cache:session:<sid>`` holds (the Lua scripts write the same keys on change).
+    Empty profile fields and end reason are left out (a shorter string takes a smaller
+    allocation in Redis); readers take a missing one as empty."""
+    out: dict[str, Any] = {"sid": s.sid, "username": s.username, "app": s.app, "type": s.type, "ip": s.ip,
+                           "status": s.status, "login_time": s.login_time, "last_seen": s.last_seen,
+                           "expires_at": s.expires_at}
+    if s.email:
+        out["email"] = s.email
+    if s.department:
+        out["department"] = s.department
+    if s.end_reason:
+        out["end_reason"] = s.end_reason
+    return out
 
 
 def policy_field(policy: Policy) -> str:

@@ -77,6 +77,22 @@ local function extend_ttl(key, ttl, before)
   if before == -2 or (before >= 0 and before < ttl) then redis.call('EXPIRE', key, ttl) end
 end
 
+-- Redis 7's EXPIRE ... GT only ever lengthens a TTL and leaves a persistent key
+-- persistent: one call where Redis 6.2 needs TTL then EXPIRE.
+local HAS_EXPIRE_GT = (redis.REDIS_VERSION_NUM or 0) >= 0x070000
+
+-- extend_ttl() after a write that does not change the TTL (SADD, LPUSH), for a key whose
+-- type was read before it (``kind``: 'none' when it did not exist).
+local function extend_ttl_after(key, ttl, kind)
+  if kind == 'none' then
+    redis.call('EXPIRE', key, ttl)
+  elseif HAS_EXPIRE_GT then
+    redis.call('EXPIRE', key, ttl, 'GT')
+  else
+    extend_ttl(key, ttl, redis.call('TTL', key))
+  end
+end
+
 -- All or nothing. Lua has no rollback, so each script checks every key it will write
 -- (type, and the integers that INCR/HINCRBY will change) before its first write, and
 -- refuses with an SWDATA error naming the key. Commands that cannot fail on another
@@ -87,6 +103,12 @@ end
 
 local function kind_of(key)
   return redis.call('TYPE', key)['ok']
+end
+
+-- One key whose type was already read (``kind``); absent is fine.
+local function check_kind(key, kind, want)
+  if kind ~= 'none' and kind ~= want then return refuse(key, 'is a ' .. kind .. ', not a ' .. want) end
+  return nil
 end
 
 -- ``list`` alternates key and wanted type; absent keys are fine.
@@ -208,13 +230,20 @@ end
 local SUMMARY_FIELDS = {'username', 'app', 'type', 'ip', 'status', 'login_time', 'last_seen',
   'expires_at', 'email', 'department', 'end_reason', 'pol'}
 
+-- A value the summary leaves out when empty (nil is not encoded).
+local function unless_empty(v)
+  if v == '' then return nil end
+  return v
+end
+
 -- The compact summary kept in cache:session:<sid>, from values already read (v[i] is
--- SUMMARY_FIELDS[i]).
+-- SUMMARY_FIELDS[i]). Empty profile fields and end reason are left out: a shorter string
+-- falls into a smaller allocation (memory per session).
 local function summary(sid, v)
   return cjson.encode({sid = sid, username = v[1] or '', app = v[2] or '', type = v[3] or '',
     ip = v[4] or '', status = v[5] or 'active', login_time = tonumber(v[6]),
-    last_seen = tonumber(v[7]), expires_at = tonumber(v[8]), email = v[9] or '',
-    department = v[10] or '', end_reason = v[11] or ''})
+    last_seen = tonumber(v[7]), expires_at = tonumber(v[8]), email = unless_empty(v[9]),
+    department = unless_empty(v[10]), end_reason = unless_empty(v[11])})
 end
 
 local function write_cache(sid, keep_ttl_only)

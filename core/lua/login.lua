@@ -14,7 +14,9 @@ local active_key = P_ACTIVE .. username
 local history_key = P_HISTORY .. username
 
 -- Every precondition before the first write.
-local bad = check_types({active_key, 'set', history_key, 'list', O_SEEN, 'set'})
+local active_kind, history_kind = kind_of(active_key), kind_of(history_key)
+local bad = check_kind(active_key, active_kind, 'set') or check_kind(history_key, history_kind, 'list')
+  or check_types({O_SEEN, 'set'})
   or check_zsets({G_EXP, G_SEEN, G_LOGIN, G_SEARCH, G_USER, G_APPLEX, unpack(OVERVIEW_ZSETS)})
   or check_emit({K_LOGINS_MIN}) or check_counter_field(G_APP, app)
   or check_counter_field(G_TYPE, stype) or check_overview(username, ip)
@@ -56,17 +58,15 @@ end
 
 -- SADD comes first on purpose: a user whose ACL may end sessions but not create them
 -- (the admin dashboard) is refused here, before anything is written (Lua has no rollback).
-local active_ttl = redis.call('TTL', active_key)
 redis.call('SADD', active_key, sid)
-extend_ttl(active_key, USER_TTL, active_ttl)
+extend_ttl_after(active_key, USER_TTL, active_kind)
 redis.call('HSET', skey, unpack(ARGV, OP + 8))
 redis.call('PEXPIRE', skey, gc_ms(exp, math.max(RETENTION, SWEEP_GRACE)))
-local history_ttl = redis.call('TTL', history_key)
 local history_len = redis.call('LPUSH', history_key, sid)
 if history_len > HISTORY_MAX then
   redis.call('LTRIM', history_key, 0, HISTORY_MAX - 1)
 end
-extend_ttl(history_key, HISTORY_TTL, history_ttl)
+extend_ttl_after(history_key, HISTORY_TTL, history_kind)
 
 redis.call('ZADD', G_EXP, exp, sid)
 redis.call('ZADD', G_SEEN, NOW, sid)
@@ -89,7 +89,9 @@ if redis.call('SADD', O_SEEN, username) == 1 and history_len == 1 then
   count_kind('new_user')
   event_body = string.sub(event_body, 1, -2) .. ',"new_user":true}'
 end
-redis.call('SET', G_MARKER, '1')
+-- The marker says this Redis has sessionwatch indexes (readers probe it with the expiry
+-- index): set with a user's first session, not on every login.
+if history_len == 1 then redis.call('SET', G_MARKER, '1') end
 redis.call('SET', P_CACHE .. sid, cache_json, 'EX', CACHE_TTL)
 drop_anonymous()
 emit_body(event_body)
