@@ -307,11 +307,15 @@ class StoreAPI:
                                       anchor=anchor, extra=extra))
 
     def scan_step(self, which: str, cursor: int, *, count: int = 200,
-                  fields: tuple[str, ...] = ("username",)) -> Any:
-        """One bounded step of a scan over the active or ended set (a :class:`~core.plans.ScanStep`)."""
+                  fields: tuple[str, ...] = ("username",), terms: Any = None,
+                  budget_us: int = plans.SCAN_BUDGET_US) -> Any:
+        """One bounded step of a scan over the active or ended set (a :class:`~core.plans.ScanStep`);
+        with filter ``terms``, matched on the server (see :func:`core.plans.scan_step`). A
+        bucketed store takes plain steps (every session met comes back, for the caller to match)."""
         if self.buckets is not None:
             return self._run(merged.scan_step(self.ctxs, which, cursor, count=count, fields=fields))
-        return self._run(plans.scan_step(self.ctx, which, cursor, count=count, fields=fields))
+        return self._run(plans.scan_step(self.ctx, which, cursor, count=count, fields=fields, terms=terms,
+                                         budget_us=budget_us))
 
     def sessions_by_id(self, sids: list[str]) -> Any:
         if self.buckets is not None:

@@ -30,7 +30,7 @@ _LUA_CALL = re.compile(r"redis\.p?call\(\s*'([A-Za-z]+)'")
 _NO_WRITES = frozenset({
     "get", "mget", "exists", "type", "ttl", "pttl", "strlen", "hget", "hmget", "hgetall", "hlen",
     "hexists", "lrange", "lindex", "llen", "smembers", "scard", "sismember", "zrange", "zrevrange",
-    "zrangebyscore", "zrevrangebyscore", "zrangebylex", "zcard", "zcount", "zscore", "scan", "time",
+    "zrangebyscore", "zrevrangebyscore", "zrangebylex", "zcard", "zcount", "zscore", "zscan", "scan", "time",
 })
 """Commands that never write: a script calling only these is registered ``no-writes``
 and sent with FCALL_RO (allowed on replicas and to read-only users)."""

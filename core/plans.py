@@ -600,29 +600,97 @@ def window(ctx: Context, order: str, *, descending: bool, start: int, count: int
 
 
 SCAN_SETS = ("active", "ended")
+SCAN_BUDGET_US = 2000
+"""Server time one filter step may spend (``scan_match`` reads the server clock after each
+batch): far under the 5 ms no Redis call may take, and long enough that the round trip is
+a small part of a step."""
+SCAN_BATCH = 64
+"""Index entries per ZSCAN inside a filter step: the most a step can run past its budget."""
+SCAN_MOST = 20_000
+"""Sessions one filter step meets at most, whatever the server's clock says."""
+TERM_MODES = ("s", "e")
+"""How a filter term compares (``scan_match``): substring, or the whole value."""
 
 
 @dataclass(frozen=True, slots=True)
 class ScanStep:
     """One bounded step of a scan over a whole set: ``cursor`` 0 means done."""
 
-    cursor: int
+    cursor: int | str
+    """Where the next step starts (a ZSCAN cursor, or the last index member met); falsy: done."""
     total: int
     rows: list[tuple[str, dict[str, str | None]]]
-    """(sid, fields) of each session the step met (fields as asked, ``None`` if unset)."""
+    """(sid, fields) of each session the step met (fields as asked, ``None`` if unset); with
+    ``terms``, only those that may match."""
+    scanned: int = -1
+    """Sessions the step met (``-1``: as many as ``rows``)."""
+
+    @property
+    def met(self) -> int:
+        return len(self.rows) if self.scanned < 0 else self.scanned
 
 
-def scan_step(ctx: Context, which: str, cursor: int, *, count: int = 200,
-              fields: tuple[str, ...] = ("username",)) -> Plan:
-    """One ZSCAN step (``COUNT count``) over the active or ended index, then one HMGET of
-    ``fields`` per session met, in one round trip: every command is small, so no single
-    Redis call is long however large the set (a scan of a million takes many steps)."""
+ScanTerm = tuple[str, str, tuple[int, ...]]
+"""(mode, casefolded value, positions): positions index ``fields`` from 1; 0 is the sid."""
+
+FOLD_LEADS = b"\xc3\xc4\xc5\xc7\xe1\xe2\xef"
+"""First UTF-8 bytes of every character whose casefold holds an ASCII character (ß, K,
+ﬁ…): text without them lowers, in ASCII, to what its casefold is, as far as an ASCII term
+can tell (tests/test_core_window.py checks this against Python's Unicode tables)."""
+SCAN_WALKS = {"active": ("lex", "username"), "ended": ("scan", None)}
+"""How ``scan_match`` walks each set: the active set by its user index (members
+``<user>\0<sid>``, in lex order: a session met once, and its user read for free), the
+ended set by ZSCAN."""
+
+
+def scan_step(ctx: Context, which: str, cursor: int | str, *, count: int = 200,
+              fields: tuple[str, ...] = ("username",), terms: Sequence[ScanTerm] | None = None,
+              budget_us: int = SCAN_BUDGET_US) -> Plan:
+    """One bounded step of a scan over the active or ended set; ``cursor`` is 0 (or ``""``)
+    at the start, and the step's ``cursor`` is falsy when the scan is done.
+
+    With ``terms`` (a filter), the ``scan_match`` script walks an index on the server for
+    about ``budget_us`` of its time and returns only the sessions that may match: one
+    small reply per step, however many sessions it met. It never misses a match (text a
+    Unicode casefold could match comes back for the caller's exact test), so the caller
+    still matches what it gets. Without ``terms``, or where the script cannot run (a
+    server or user that refuses it: the scan starts over in this form): one ZSCAN step
+    (``COUNT count``) over the expiry (or ended) index, then one HMGET of ``fields`` per
+    session met, in one round trip. Either way no single Redis call is long however large
+    the set."""
     if which not in SCAN_SETS:
         raise InvalidInput("which", f"must be one of {', '.join(SCAN_SETS)}")
     if not isinstance(count, int) or not 1 <= count <= MAX_PAGE:
         raise InvalidInput("count", f"must be between 1 and {MAX_PAGE}")
     s = ctx.schema
     key = s.idx_expiry if which == "active" else s.idx_ended
+    if terms is not None:
+        walk, free = SCAN_WALKS[which]
+        index = s.idx_user if walk == "lex" else key
+        asked = tuple(f for f in fields if f != free)
+        spot = {f: i + 1 for i, f in enumerate(asked)}
+        where = [(-1 if f == free else spot[f]) for f in fields]
+        start = (cursor or "") if walk == "lex" else (cursor or 0)
+        args: list[Any] = [walk, start, s.session(""), SCAN_BATCH, max(1, int(budget_us)), SCAN_MOST,
+                           len(asked), *asked, len(terms)]
+        ascii_only = True
+        for mode, value, positions in terms:
+            if mode not in TERM_MODES or not value or any(not 0 <= p <= len(fields) for p in positions):
+                raise InvalidInput("terms", f"bad filter term {mode!r} {value!r} {positions!r}")
+            ascii_only = ascii_only and value.isascii()
+            args += [mode, value, len(positions), *[0 if p == 0 else where[p - 1] for p in positions]]
+        # Sessions holding these bytes come back whatever the ASCII test says (matched here).
+        args.append(b"[" + FOLD_LEADS + b"]" if ascii_only else b"[\x80-\xff]")
+        try:
+            reply = yield Script("scan_match", [index], args)
+        except redis.exceptions.ResponseError as exc:
+            if isinstance(exc, redis.exceptions.NoPermissionError) and not functions_refused(exc):
+                raise
+            cursor = 0
+        else:
+            return _scan_reply(reply, fields, free, asked)
+    if isinstance(cursor, str):
+        cursor = 0
     replies = yield Commands([("ZSCAN", key, cursor, "COUNT", count), ("ZCARD", key)])
     if isinstance(replies[0], Exception):
         raise replies[0]
@@ -635,6 +703,28 @@ def scan_step(ctx: Context, which: str, cursor: int, *, count: int = 200,
             if isinstance(values, list):
                 rows.append((sid, dict(zip(fields, values, strict=False))))
     return ScanStep(int(nxt), _int(_ok(replies[1], 0)), rows)
+
+
+def functions_refused(exc: BaseException) -> bool:
+    """A permission error that refuses the script itself (FCALL_RO, EVALSHA), not a key."""
+    text = str(exc).lower()
+    return any(f"'{c}'" in text or f" {c} " in text for c in ("fcall_ro", "fcall", "evalsha", "eval"))
+
+
+def _scan_reply(reply: Any, fields: tuple[str, ...], free: str | None, asked: tuple[str, ...]) -> ScanStep:
+    """``scan_match``'s reply as a :class:`ScanStep` (a malformed reply ends the scan)."""
+    if not isinstance(reply, list) or len(reply) < 4 or not isinstance(reply[3], list):
+        return ScanStep(0, 0, [], 0)
+    flat, width = reply[3], len(asked) + 2
+    rows = []
+    for i in range(0, len(flat) - width + 1, width):
+        got: dict[str, str | None] = dict(zip(asked, flat[i + 2:i + width], strict=False))
+        if free is not None:
+            got[free] = flat[i + 1]
+        rows.append((str(flat[i]), {f: got.get(f) for f in fields}))
+    nxt = reply[0]
+    return ScanStep(nxt if isinstance(nxt, str) and not nxt.isdigit() else _int(nxt), _int(reply[1]), rows,
+                    max(0, _int(reply[2])))
 
 
 def sessions_by_id(ctx: Context, sids: list[str]) -> Plan:

@@ -1,6 +1,7 @@
 """Loads the Lua scripts under ``core/lua``: each write script is the shared prelude
-(``common.lua``) plus its body; ``validate.lua`` and the session-data scripts (anonymous
-sessions, web-framework data) stand alone to stay lean."""
+(``common.lua``) plus its body; ``validate.lua``, the session-data scripts (anonymous
+sessions, web-framework data) and the dashboard filter's read-only ``scan_match`` stand
+alone to stay lean."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from importlib import resources
 
 WRITE_SCRIPTS = ("login", "logout", "logout_user", "update_profile", "sweep", "adopt", "audit", "adopt_batch",
                  "flag")
-STANDALONE_SCRIPTS = ("validate", "anon_read", "anon_save", "anon_end", "session_data")
+STANDALONE_SCRIPTS = ("validate", "anon_read", "anon_save", "anon_end", "session_data", "scan_match")
 REPLICATED_SCRIPTS = frozenset((*WRITE_SCRIPTS, "session_data"))
 """Scripts followed by ``WAIT`` when ``Policy.replica_acks`` asks: every write to a user
 session, its web-framework data included. Anonymous sessions' writes are left out (data

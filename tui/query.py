@@ -54,6 +54,37 @@ class Query:
                 return False
         return True
 
+    def scan_plan(self) -> tuple[tuple[str, ...], list[tuple[str, str, tuple[int, ...]]]]:
+        """What a server-side scan step needs (:func:`core.plans.scan_step`): the hash fields
+        the terms look at, and each term as (mode, value, positions), positions counting
+        those fields from 1 (0 is the session id). A superset test on the server; the
+        candidates it returns still go through :meth:`matches`."""
+        fields: list[str] = []
+
+        def at(names: tuple[str, ...]) -> tuple[int, ...]:
+            out = []
+            for name in names:
+                if name == "sid":
+                    out.append(0)
+                    continue
+                attr = FIELD_NAMES[name]
+                if attr not in fields:
+                    fields.append(attr)
+                out.append(fields.index(attr) + 1)
+            return tuple(out)
+
+        terms = []
+        for term in self.terms:
+            if term.field is None:
+                terms.append(("s", term.value, at(TEXT_FIELDS)))
+            elif term.field == "status":
+                terms.append(("e", term.value, at(("status", "reason"))))
+            elif term.field == "type":
+                terms.append(("e", term.value, at(("type",))))
+            else:
+                terms.append(("s", term.value, at((term.field,))))
+        return tuple(fields), terms
+
     def index_prefixes(self) -> list[tuple[str, str]]:
         """(kind, prefix) lookups the search index answers at once (core ``search`` kinds),
         for the first term that has any: a candidate set found without scanning."""

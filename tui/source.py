@@ -10,10 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import core
-from core import CacheEntry, Event, ServerInfo, Session, Stats, StoreError
+from core import CacheEntry, Event, PermissionDenied, ServerInfo, Session, Stats, StoreError
 from core.model import parse_cache
 from core.overview import Overview
-from core.plans import AnonymousPage, ScanStep, Window
+from core.plans import AnonymousPage, ScanStep, ScanTerm, Window
 
 from .screens.detail import Detail
 
@@ -31,6 +31,8 @@ class DataSource:
     def __init__(self, store: core.SessionStore, perf_counter: Callable[[], float]) -> None:
         self.store = store
         self.perf_counter = perf_counter
+        self.server_match = True
+        """Filter scans matched by the server (``scan_match``) until it refuses."""
 
     @property
     def clock(self) -> Callable[[], float]:
@@ -50,8 +52,16 @@ class DataSource:
         return self.store.window(order, descending=descending, start=start, count=count, anchor=anchor,
                                  extra=extra)
 
-    def scan_step(self, which: str, cursor: int, *, count: int, fields: tuple[str, ...]) -> ScanStep:
-        """One bounded step of a scan over the active or ended set."""
+    def scan_step(self, which: str, cursor: int, *, count: int, fields: tuple[str, ...],
+                  terms: list[ScanTerm] | None = None) -> ScanStep:
+        """One bounded step of a scan over the active or ended set. With ``terms`` the server
+        matches (one script call per step); a user not allowed to run it (or to load the
+        function library) gets the plain steps from then on, matched here."""
+        if terms is not None and self.server_match:
+            try:
+                return self.store.scan_step(which, cursor, count=count, fields=fields, terms=terms)
+            except PermissionDenied:
+                self.server_match = False
         return self.store.scan_step(which, cursor, count=count, fields=fields)
 
     def sessions_by_id(self, sids: list[str]) -> dict[str, Session]:

@@ -179,6 +179,8 @@ class SessionsPanel(Panel):
                     if wanted and query.matches(session.sid, fields):
                         quick.append(session)
             post(quick, 0, 0)
+            held = {s.sid for s in quick}
+            fields, terms = query.scan_plan()
             scanned = total = 0
             for which in self.SCAN_SETS:
                 cursor, first, last_post = 0, True, 0.0
@@ -186,11 +188,15 @@ class SessionsPanel(Panel):
                     if stopped():
                         return
                     first = False
-                    step = source.scan_step(which, cursor, count=SCAN_COUNT, fields=HASH_FIELDS)
+                    # The server matches (a step is a few ms of its time and one small reply);
+                    # what it returns may match, and is matched exactly here.
+                    step = source.scan_step(which, cursor, count=SCAN_COUNT, fields=fields, terms=terms)
                     cursor = step.cursor
-                    scanned += len(step.rows)
+                    scanned += step.met
                     total = max(total, scanned) if which != self.SCAN_SETS[0] else step.total
-                    hits = [sid for sid, fields in step.rows if query.matches(sid, fields)]
+                    hits = [sid for sid, f in step.rows if sid not in held and query.matches(sid, f)]
+                    hits = hits[:max(0, FILTER_LIMIT - len(held))]  # past the cap, nothing more is read
+                    held.update(hits)
                     found = list(source.sessions_by_id(hits).values()) if hits else []
                     now_t = source.perf_counter()
                     if found or now_t - last_post > PROGRESS_EVERY:
