@@ -201,16 +201,15 @@ def parse_session(sid: str, reply: Any) -> Session | None:
             return None
     get = data.get
     try:  # the common case, what sessionwatch writes for an active session
-        lt, ls, ex, mx = (float(data["login_time"]), float(data["last_seen"]), float(data["expires_at"]),
-                          float(data["max_expires_at"]))
+        lt, ls, ex = float(data["login_time"]), float(data["last_seen"]), float(data["expires_at"])
         # Chained comparisons, so NaN (which compares false) takes the checked path.
-        fast = (0.0 <= lt < _MS and 0.0 <= ls < _MS and 0.0 <= ex < _MS and 0.0 <= mx < _MS
+        fast = (0.0 <= lt < _MS and 0.0 <= ls < _MS and 0.0 <= ex < _MS and "max_expires_at" not in data
                 and "logout_time" not in data)
     except (KeyError, ValueError):
         fast = False
     problems: list[str] = []
     if fast:
-        times: list[float | None] = [lt, ls, ex, mx, None]
+        times: list[float | None] = [lt, ls, ex, _max_expiry(lt, get("pol")), None]
     else:
         times = []
         for name in _TIME_FIELDS:
@@ -229,6 +228,8 @@ def parse_session(sid: str, reply: Any) -> Session | None:
             if why:
                 problems.append(f"{name} invalid ({why}): {raw[:40]!r}")
             times.append(ts)
+        if times[3] is None and "max_expires_at" not in data and times[0] is not None:
+            times[3] = _max_expiry(times[0], get("pol"))
     username = get("username")
     if not username:
         problems.append("username missing")
@@ -244,6 +245,18 @@ def parse_session(sid: str, reply: Any) -> Session | None:
                           get("user_agent", ""), times[0], times[1], times[2], times[3], times[4], status,
                           get("end_reason", ""), get("ended_by", ""), get("email", ""), get("department", ""),
                           metadata, tuple(problems))
+
+
+def _max_expiry(login_time: float, pol: str | None) -> float | None:
+    """A session's absolute end when its hash does not store one: ``login_time`` plus the
+    absolute lifetime of the policy it was created under (``pol``: idle/absolute/retention
+    seconds), to the millisecond as it would have been stored."""
+    if not pol:
+        return None
+    parts = pol.split("/")
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 12:
+        return None
+    return round(login_time + int(parts[1]), 3)
 
 
 def _all_text(data: dict[Any, Any]) -> bool:

@@ -230,12 +230,13 @@ def policy_field(policy: Policy) -> str:
 
 
 def session_fields(s: Session, policy: Policy) -> list[str]:
-    """The session hash of a new login, as field/value pairs (empty profile fields left out)."""
+    """The session hash of a new login, as field/value pairs (empty profile fields left out).
+    No ``max_expires_at``: it is ``login_time`` plus the absolute lifetime in ``pol``, and
+    readers derive it (one field less keeps the hash a listpack allocation smaller)."""
     assert s.login_time is not None and s.expires_at is not None and s.max_expires_at is not None
     out = ["username", s.username, "app", s.app, "type", s.type, "ip", s.ip, "user_agent", s.user_agent,
            "login_time", fmt_time(s.login_time), "last_seen", fmt_time(s.login_time),
-           "expires_at", fmt_time(s.expires_at), "max_expires_at", fmt_time(s.max_expires_at),
-           "pol", policy_field(policy), "status", ACTIVE]
+           "expires_at", fmt_time(s.expires_at), "pol", policy_field(policy), "status", ACTIVE]
     if s.email:
         out += ["email", s.email]
     if s.department:

@@ -34,11 +34,16 @@ if exp and exp <= now then return {0, now_s} end
 local max_exp = finite(f.max_expires_at)
 if f.max_expires_at and not max_exp then return {0, now_s} end
 -- The policy the session was created under ('idle/absolute/retention'); older sessions
--- carry idle_ttl only.
+-- carry idle_ttl only. Sessions that carry it and no max_expires_at end at login_time
+-- plus the absolute lifetime.
 local idle, retention
 if f.pol then
-  local i, r = string.match(f.pol, '^(%d+)/%d+/(%d+)$')
+  local i, a, r = string.match(f.pol, '^(%d+)/(%d+)/(%d+)$')
   idle, retention = tonumber(i), tonumber(r)
+  if not f.max_expires_at and a then
+    local login = finite(f.login_time)
+    if login then max_exp = login + tonumber(a) end
+  end
 else
   idle = finite(f.idle_ttl)
 end
