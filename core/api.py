@@ -100,7 +100,15 @@ class StoreAPI:
         if self._script_mode == "eval":
             return self._scripts[request.name](keys=request.keys, args=request.args, client=client)
         send = client.fcall_ro if functions.read_only(request.name) else client.fcall
-        return send(functions.function_name(request.name), len(request.keys), *request.keys, *request.args)
+        name = functions.function_name(request.name)
+        if is_cluster_client(client) and request.keys:
+            # redis-py asks a node (COMMAND GETKEYS) where each FCALL's keys are: a round
+            # trip per call, and a dead end while that node is down. The keys are known.
+            node = client.get_node_from_key(request.keys[0])
+            command = "FCALL_RO" if functions.read_only(request.name) else "FCALL"
+            return client.execute_command(command, name, len(request.keys), *request.keys,
+                                          *request.args, target_nodes=node)
+        return send(name, len(request.keys), *request.keys, *request.args)
 
     def _script_recovery(self, exc: BaseException) -> str | None:
         """After a failed script call: ``"retry"`` (switched to EVALSHA: no functions on

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
 import redis
+import redis.cluster
 
 from . import functions
 from .api import StoreAPI, replicated
@@ -64,14 +66,39 @@ class SessionStore(StoreAPI):
         acks = self._replica_acks(request)
         if not acks:
             return self._script_call(request, self.client)
+        if self.is_cluster:
+            return self._send_script_on_shard(request, acks)
         pipe = self.client.pipeline(transaction=False)
         self._script_call(request, pipe)
-        # WAIT counts the replicas of the connection's own writes: on a cluster, the node
-        # that holds the script's keys (the cluster pipeline sends both on its connection)
-        target = {"target_nodes": self.client.get_node_from_key(request.keys[0])} if self.is_cluster else {}
-        pipe.execute_command("WAIT", acks, self.ctx.policy.replica_timeout_ms, **target)
+        pipe.execute_command("WAIT", acks, self.ctx.policy.replica_timeout_ms)
         reply, confirmed = pipe.execute()
         return replicated(reply, confirmed, acks)
+
+    def _send_script_on_shard(self, request: Script, acks: int) -> Any:
+        """The script and its ``WAIT`` on one connection to the master of the script's slot.
+        (WAIT counts the replicas that caught up with *this connection's* writes; the
+        cluster client sends a bare WAIT to every primary and adds up their answers, and
+        its pipeline retries a failed command without the node it was given.) A MOVED
+        reply means the script did not run: the slot map is refreshed and it is sent once
+        more; a broken connection refreshes the map for the next call and fails this one."""
+        cluster = self.client
+        for attempt in range(2):
+            node = cluster.get_node_from_key(request.keys[0])
+            pipe = cluster.get_redis_connection(node).pipeline(transaction=False)
+            self._script_call(request, pipe)
+            pipe.execute_command("WAIT", acks, self.ctx.policy.replica_timeout_ms)
+            try:
+                reply, confirmed = pipe.execute()
+            except (redis.exceptions.MovedError, redis.exceptions.ConnectionError,
+                    redis.exceptions.TimeoutError, redis.exceptions.ClusterDownError) as exc:
+                # if the cluster is still settling, the next call tries again
+                with contextlib.suppress(redis.exceptions.RedisError, redis.exceptions.RedisClusterException):
+                    cluster.nodes_manager.initialize()
+                if attempt or not isinstance(exc, redis.exceptions.MovedError):
+                    raise
+                continue
+            return replicated(reply, confirmed, acks)
+        raise AssertionError("unreachable")
 
     def _attempt(self, request: Script | Commands, deadline: float) -> Any:
         """``_execute``, retried after a broken connection if the request is a read and
