@@ -12,6 +12,7 @@ import redis.cluster
 from . import functions
 from .api import StoreAPI, replicated
 from .connection import REDIS_ERRORS, map_error, outage_reply, raise_outage, retryable_failure, sync_client
+from .fastpath import Call, pooled_call
 from .plans import Commands, Plan, Script, retryable
 
 
@@ -36,7 +37,7 @@ class SessionStore(StoreAPI):
             return [self._load_library()]
         if len(request.commands) == 1:
             try:
-                return [self.client.execute_command(*request.commands[0])]
+                return [self._call(*request.commands[0])]
             except redis.exceptions.ResponseError as exc:
                 return raise_outage([exc])
         pipe = self.client.pipeline(transaction=False)
@@ -62,9 +63,25 @@ class SessionStore(StoreAPI):
                 replies.append(failed)
         return functions.combine(replies)
 
+    _pooled: tuple[Any, Call | None] | None = None
+
+    def _call(self, *args: Any) -> Any:
+        """One command: through :func:`core.fastpath.pooled_call` where it applies (most of
+        a request's Redis client CPU is redis-py's per-command layers), else the client."""
+        client = self.client
+        pooled = self._pooled
+        if pooled is None or pooled[0] is not client:
+            pooled = self._pooled = (client, pooled_call(client))
+        call = pooled[1]
+        return call(*args) if call is not None else client.execute_command(*args)
+
     def _send_script(self, request: Script) -> Any:
         acks = self._replica_acks(request)
         if not acks:
+            if self._script_mode == "function":
+                command = "FCALL_RO" if functions.read_only(request.name) else "FCALL"
+                return self._call(command, functions.function_name(request.name), len(request.keys),
+                                  *request.keys, *request.args)
             return self._script_call(request, self.client)
         if self.is_cluster:
             return self._send_script_on_shard(request, acks)
