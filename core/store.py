@@ -65,23 +65,28 @@ class SessionStore(StoreAPI):
 
     _pooled: tuple[Any, Call | None] | None = None
 
-    def _call(self, *args: Any) -> Any:
-        """One command: through :func:`core.fastpath.pooled_call` where it applies (most of
-        a request's Redis client CPU is redis-py's per-command layers), else the client."""
+    def _fast(self) -> Call | None:
+        """:func:`core.fastpath.pooled_call` for this client, where it applies (most of a
+        request's Redis client CPU is redis-py's per-command layers)."""
         client = self.client
         pooled = self._pooled
         if pooled is None or pooled[0] is not client:
             pooled = self._pooled = (client, pooled_call(client))
-        call = pooled[1]
-        return call(*args) if call is not None else client.execute_command(*args)
+        return pooled[1]
+
+    def _call(self, *args: Any) -> Any:
+        """One command, through the fast path where it applies, else the client."""
+        call = self._fast()
+        return call(*args) if call is not None else self.client.execute_command(*args)
 
     def _send_script(self, request: Script) -> Any:
         acks = self._replica_acks(request)
         if not acks:
-            if self._script_mode == "function":
+            fast = self._fast() if self._script_mode == "function" else None
+            if fast is not None:  # a plain client on a pool (never a cluster: see _script_call)
                 command = "FCALL_RO" if functions.read_only(request.name) else "FCALL"
-                return self._call(command, functions.function_name(request.name), len(request.keys),
-                                  *request.keys, *request.args)
+                return fast(command, functions.function_name(request.name), len(request.keys),
+                            *request.keys, *request.args)
             return self._script_call(request, self.client)
         if self.is_cluster:
             return self._send_script_on_shard(request, acks)
