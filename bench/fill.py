@@ -15,6 +15,7 @@ from collections.abc import Callable
 import redis
 
 from core import Policy, Schema
+from core.buckets import Buckets
 
 LOADER = r"""
 local G_EVENTS, G_SEQ, G_EXP, G_SEEN, G_LOGIN = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -27,13 +28,14 @@ local first, count, now = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7]
 local idle, absolute, retention = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local cache_ttl, user_ttl, history_ttl = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 local per_user, spread = tonumber(ARGV[14]), tonumber(ARGV[15])
+local tag, stride = ARGV[16] or 'beef', tonumber(ARGV[17] or '1')
 local apps = {'crm', 'billing', 'admin', 'portal', 'reports'}
 local types = {'web', 'mobile', 'api'}
 local by_app, by_type = {}, {}
 local per_ip, pairs_args, per_user_n = {}, {}, {}
 local function fmt(ts) return string.format('%.3f', ts) end
-for i = first, first + count - 1 do
-  local sid = string.format('%032x', i) .. 'beef'
+for i = first, first + (count - 1) * stride, stride do
+  local sid = string.format('%032x', i) .. tag
   local username = string.format('user%08d', math.floor(i / per_user))
   local app, stype = apps[i % 5 + 1], types[i % 3 + 1]
   local ip = '10.' .. (math.floor(i / 65536) % 256) .. '.' .. (math.floor(i / 256) % 256) .. '.' .. (i % 256)
@@ -83,16 +85,42 @@ return count
 BATCH = 2000
 
 
-def sid_of(i: int) -> str:
-    """The session id the loader gives session number ``i``."""
-    return f"{i:032x}beef"
+def fill_buckets(client: redis.Redis, buckets: Buckets, first: int, count: int, *, now: float,
+                 policy: Policy | None = None, spread: int = 300) -> None:
+    """:func:`fill` over the bucketed layout: session ``i`` goes to bucket ``i % count``
+    (its id ends with a tag routing it there), written by one loader call per bucket, so
+    every script's keys share the bucket's slot (a cluster client can send it)."""
+    for b, schema in enumerate(buckets.schemas):
+        ids = range(first + (b - first) % buckets.count, first + count, buckets.count)
+        if not ids:
+            continue
+        _fill_ids(client, ids, schema=schema, policy=policy, now=now, spread=spread, tag=f"{b:04x}")
+
+
+def _fill_ids(client: redis.Redis, ids: range, *, schema: Schema, policy: Policy | None, now: float,
+              spread: int, tag: str) -> None:
+    """One bucket's sessions: every ``ids.step``-th number, up to :data:`BATCH` per call."""
+    policy = policy or Policy()
+    script = client.register_script(LOADER)
+    tail = [now, policy.idle_ttl, policy.absolute_ttl, policy.ended_retention, policy.cache_ttl,
+            policy.user_key_ttl, policy.history_retention, 2, spread, tag, ids.step]
+    for lo in range(0, len(ids), BATCH):
+        part = ids[lo:lo + BATCH]
+        script(keys=[*schema.global_keys(), *schema.overview_keys()],
+               args=[*schema.lua_layout(), part.start, len(part), *tail])
+
+
+def sid_of(i: int, tag: str = "beef") -> str:
+    """The session id the loader gives session number ``i`` (``tag``: its routing tag)."""
+    return f"{i:032x}{tag}"
 
 
 def fill(client: redis.Redis, first: int, count: int, *, now: float, schema: Schema | None = None,
          policy: Policy | None = None, per_user: int = 2, spread: int = 300,
-         progress: Callable[[int], None] | None = None) -> None:
+         progress: Callable[[int], None] | None = None, tag: str = "beef") -> None:
     """Write sessions ``first .. first+count-1``: active, logged in within ``spread``
-    seconds before ``now``, ``per_user`` sessions per user."""
+    seconds before ``now``, ``per_user`` sessions per user. ``tag``: the four hex digits
+    ending every session id (the bucketed layout routes a session by them)."""
     schema, policy = schema or Schema(), policy or Policy()
     script = client.register_script(LOADER)
     head = [*schema.lua_layout()]
@@ -101,7 +129,8 @@ def fill(client: redis.Redis, first: int, count: int, *, now: float, schema: Sch
     done = 0
     while done < count:
         n = min(BATCH, count - done)
-        script(keys=[*schema.global_keys(), *schema.overview_keys()], args=[*head, first + done, n, *tail])
+        script(keys=[*schema.global_keys(), *schema.overview_keys()],
+               args=[*head, first + done, n, *tail, tag, 1])
         done += n
         if progress is not None:
             progress(done)

@@ -73,12 +73,29 @@ class Report:
         return t.markdown() + "\n\n" + g.markdown() + "\n"
 
 
+OPT_IN = frozenset({"cluster screenful"})
+"""Benchmarks run only when named with ``--only`` (they start their own cluster)."""
+
+
 def benches(cfg: Config) -> list[tuple[str, Bench]]:
-    from . import bulk, flask_compare, live, memory, overview, roundtrip, scale, ssh, starlette_compare, sweep
+    from . import (
+        bulk,
+        flask_compare,
+        live,
+        memory,
+        overview,
+        roundtrip,
+        scale,
+        screenful,
+        ssh,
+        starlette_compare,
+        sweep,
+    )
 
     return [("round trip", roundtrip.run), ("flask", flask_compare.run), ("starlette", starlette_compare.run),
             ("memory", memory.run), ("sweep", sweep.run), ("live path", live.run), ("scale", scale.run),
-            ("ssh", ssh.run), ("overview", overview.run), ("bulk", bulk.run)]
+            ("ssh", ssh.run), ("overview", overview.run), ("bulk", bulk.run),
+            ("cluster screenful", screenful.run)]
 
 
 def run(cfg: Config, command: str, progress: Progress | None = None,
@@ -93,7 +110,7 @@ def run(cfg: Config, command: str, progress: Progress | None = None,
         admin = redis.Redis.from_url(server.url, decode_responses=True)
         report.environment = env.describe(server, admin)
         for name, bench in benches(cfg):
-            if only and name not in only:
+            if (name not in only) if only else (name in OPT_IN):
                 continue
             admin.flushall(asynchronous=True)  # 1M keys: a blocking FLUSHALL outlasts socket timeouts
             progress(f"== {name}")
