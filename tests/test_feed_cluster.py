@@ -4,6 +4,7 @@ every master; and a master's failover survived without restarting the reader."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -171,3 +172,34 @@ def test_feed_follows_a_master_failover_without_restarting(store: SessionStore,
     statuses = [x for x in col.items if isinstance(x, FeedStatus)]
     assert statuses[0].connected and statuses[-1].connected
     col.close()
+
+
+def test_cli_events_follow_on_the_cluster(flushed_cluster: ClusterGroup, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from tui.cli import main
+
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    store = SessionStore.from_url(flushed_cluster.url)  # the layout the CLI finds: 64 buckets
+    store.login("before", app="crm")
+    stop = threading.Event()
+
+    def traffic() -> None:  # logins all along: the follower prints one backlog line, then new ones
+        for i in range(400):
+            if stop.wait(0.05):
+                return
+            store.login(f"live{i}", app="crm")
+
+    worker = threading.Thread(target=traffic, daemon=True)
+    worker.start()
+    try:
+        code = main(["events", "--follow", "--count", "3", "--limit", "1", "--json", "--url", flushed_cluster.url])
+    finally:
+        stop.set()
+        worker.join(10)
+    store.close()
+    out = capsys.readouterr()
+    assert code == 0 and "Traceback" not in out.err
+    rows = [json.loads(line) for line in out.out.splitlines()]
+    assert len(rows) == 4 and all(r["kind"] == "login" and isinstance(r["bucket"], int) for r in rows)
+    assert all(r["username"].startswith("live") for r in rows[1:])
+    assert len({(r["bucket"], r["seq"]) for r in rows}) == 4

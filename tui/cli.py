@@ -131,7 +131,7 @@ _EVENT_BASE = ("seq", "ts", "kind", "sid", "username", "app", "actor")
 def event_line(ev: Event) -> str:
     if ev.kind == "text":
         return f"{'-':<19}  {'':>6}  {'text':<12}  {safe(ev.raw)}"
-    seq = f"#{ev.seq}" if ev.seq is not None else ""
+    seq = "" if ev.seq is None else f"#{ev.seq}" if ev.bucket is None else f"#{ev.bucket}.{ev.seq}"
     line = (f"{when(ev.ts):<19}  {seq:>6}  {_cell(ev.kind, 12)}  {_cell(ev.username or '-', 20)}  "
             f"{_cell(ev.app or '-', 10)}  {safe(ev.short_id) or '-':<8}")
     if ev.actor and ev.actor != ev.username:
@@ -144,10 +144,12 @@ def event_line(ev: Event) -> str:
 
 def event_json(ev: Event) -> str:
     """The event as one strict JSON object: the line's own fields (NaN and infinities as
-    ``null``), or ``{"kind": "text", "raw": ...}`` for a line that is not one."""
+    ``null``), or ``{"kind": "text", "raw": ...}`` for a line that is not one; on a
+    cluster also ``bucket``, the log it came from (``seq`` counts per bucket)."""
+    where = {} if ev.bucket is None else {"bucket": ev.bucket}
     if ev.kind == "text" or not ev.data:
-        return to_json({"kind": "text", "raw": ev.raw})
-    return to_json(ev.data)
+        return to_json({"kind": "text", "raw": ev.raw, **where})
+    return to_json({**ev.data, **where})
 
 
 def note(message: str) -> None:

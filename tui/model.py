@@ -201,7 +201,9 @@ def event_text(ev: Event) -> DisplayText:
         stamp = INVALID
     else:
         stamp = "--:--:--"
-    parts: list[object] = [stamp, f"#{ev.seq}", display(ev.kind, 12).ljust(12), clean(ev.username, 40),
+    # on the bucketed layout each bucket counts on its own: bucket.seq
+    seq = f"#{ev.seq}" if ev.bucket is None else f"#{ev.bucket}.{ev.seq}"
+    parts: list[object] = [stamp, seq, display(ev.kind, 12).ljust(12), clean(ev.username, 40),
                            clean(ev.app, 30)]
     extra = ev.data
     if isinstance(extra.get("ip"), str) and extra["ip"]:
