@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="where to write the report (default bench/RESULTS.md)")
     parser.add_argument("--only", action="append", metavar="NAME",
                         help="run only this benchmark (round trip, flask, starlette, memory, sweep, "
-                             "live path, scale, ssh, overview, bulk; cluster screenful runs only when named)")
+                             "live path, scale, ssh, overview, bulk; cluster screenful and cluster "
+                             "run only when named)")
     parser.add_argument("--no-install", action="store_true",
                         help="do not pip-install Flask-Session when it is missing (skip that comparison)")
     args = parser.parse_args(argv)

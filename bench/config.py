@@ -38,6 +38,10 @@ class Config:
     ssh_counts: tuple[int, ...] = (1, 10)
     """Dashboards open at once over SSH, one round each."""
     ssh_idle_seconds: float = 10.0
+    cluster_users: int = 10_000
+    """Users logging in once each for the per-master share of commands."""
+    cluster_cpu_logins: int = 2_000
+    """Logins per repetition for Redis CPU per login, one node vs cluster."""
     tui: bool = True
     """Measure the dashboard (first paint, RSS, live path) when ``tui.app`` exists."""
     flask_session: bool = True
@@ -53,14 +57,14 @@ QUICK = replace(
     FULL, reps=3, rt_ops=600, async_ops=1000, flask_requests=400, scale_sizes=(1_000, 20_000),
     refreshes=5, sweep_sessions=10_000, sweep_batches=(50,), sweep_reps=1, memory_sessions=2000,
     memory_reps=1, paint_runs=1, bulk_sizes=(20_000,),
-    live_seconds=2.0, ssh_idle_seconds=4.0, label="quick",
+    live_seconds=2.0, ssh_idle_seconds=4.0, cluster_users=2_000, cluster_cpu_logins=500, label="quick",
 )
 
 TINY = replace(
     FULL, reps=2, rt_ops=40, async_ops=100, concurrency=10, flask_requests=30, scale_sizes=(600, 1200),
     refreshes=2, sweep_sessions=300, sweep_batches=(50,), sweep_reps=1, memory_sessions=200, memory_reps=1,
     bulk_sizes=(400,), live_seconds=0.5, live_rate=200, flag_injections=2, ssh_counts=(1,),
-    ssh_idle_seconds=0.5,
+    ssh_idle_seconds=0.5, cluster_users=300, cluster_cpu_logins=60,
     tui=False, flask_session=False, install=False, out=None,
     label="tiny",
 )

@@ -73,13 +73,14 @@ class Report:
         return t.markdown() + "\n\n" + g.markdown() + "\n"
 
 
-OPT_IN = frozenset({"cluster screenful"})
+OPT_IN = frozenset({"cluster screenful", "cluster"})
 """Benchmarks run only when named with ``--only`` (they start their own cluster)."""
 
 
 def benches(cfg: Config) -> list[tuple[str, Bench]]:
     from . import (
         bulk,
+        cluster,
         flask_compare,
         live,
         memory,
@@ -95,7 +96,7 @@ def benches(cfg: Config) -> list[tuple[str, Bench]]:
     return [("round trip", roundtrip.run), ("flask", flask_compare.run), ("starlette", starlette_compare.run),
             ("memory", memory.run), ("sweep", sweep.run), ("live path", live.run), ("scale", scale.run),
             ("ssh", ssh.run), ("overview", overview.run), ("bulk", bulk.run),
-            ("cluster screenful", screenful.run)]
+            ("cluster screenful", screenful.run), ("cluster", cluster.run)]
 
 
 def run(cfg: Config, command: str, progress: Progress | None = None,

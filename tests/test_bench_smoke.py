@@ -61,3 +61,25 @@ def test_flask_session_comparison(tmp_path: Path) -> None:
     rows = [row[0] for row in section.tables[0].rows]
     assert "Flask-Session (redis backend, defaults)" in rows
     assert any("Flask-Session" in t.what for t in section.targets)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_cluster_section_runs(tmp_path: Path) -> None:
+    """The cluster section on its own (a loopback cluster, two master crashes), tiny sizes."""
+    from tests.faults.cluster import missing_tools
+
+    if missing_tools():
+        pytest.skip(missing_tools())
+    cfg = replace(TINY, out=tmp_path / "RESULTS.md")
+    report = run(cfg, "python -m bench (smoke)", Progress(quiet=True), only=["cluster"])
+    assert report.failures == []
+    (section,) = report.sections
+    assert section.name == "Redis Cluster" and not section.not_done
+    text = (tmp_path / "RESULTS.md").read_text()
+    for needle in ("10. Share of Redis commands per master", "10b. Redis CPU per login",
+                   "10c. What replica_acks=1 costs", "10d. Redis memory per session",
+                   "10e. A master killed"):
+        assert needle in text
+    lost = [t for t in section.targets if "replica_acks=1" in t.what]
+    assert lost and lost[0].met, lost
