@@ -314,6 +314,19 @@ def _async_heartbeat_client(client: redis.asyncio.Redis, timeout: float) -> redi
     return redis.asyncio.Redis(connection_pool=pool, retry=redis.asyncio.retry.Retry(NoBackoff(), 0))
 
 
+def in_time_order(items: list[FeedItem]) -> list[FeedItem]:
+    """One poll's items with its events merged in time order: messages from several
+    masters are read one connection after another, so a batch may hold a later event of
+    one master before an earlier one of another. Each bucket keeps its own order."""
+    events = [x for x in items if isinstance(x, Event)]
+    if len(events) < 2:
+        return items
+    per: dict[int, list[Event]] = {}
+    for ev in events:
+        per.setdefault(ev.bucket or 0, []).append(ev)
+    return [*merge_oldest_first(per), *(x for x in items if not isinstance(x, Event))]
+
+
 def _db(client: Any) -> int:
     pool = getattr(client, "connection_pool", None)
     return int(pool.connection_kwargs.get("db", 0) or 0) if pool is not None else 0
@@ -534,10 +547,12 @@ class EventFeed:
                 last_beat = time.monotonic()
                 while not stop.is_set():
                     need: set[int] = set()
+                    batch: list[FeedItem] = []
                     for msg in subs.get(poll, stop.wait):
                         items, more = st.on_message(msg)
-                        yield from items
+                        batch += items
                         need |= more
+                    yield from in_time_order(batch)
                     if need:
                         yield from self._catch_up_buckets(need)
                     if time.monotonic() - last_beat >= self.heartbeat:
@@ -741,11 +756,13 @@ async def _afeed_buckets(store: AsyncSessionStore, *, heartbeat: float, backlog:
                 last_beat = loop.time()
                 while True:
                     need: set[int] = set()
+                    batch: list[FeedItem] = []
                     for msg in await subs.aget(poll):
                         items, more = st.on_message(msg)
-                        for item in items:
-                            yield item
+                        batch += items
                         need |= more
+                    for item in in_time_order(batch):
+                        yield item
                     if need:
                         for item in await catch_up(need):
                             yield item

@@ -4,6 +4,7 @@ every master; and a master's failover survived without restarting the reader."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -12,8 +13,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from core import Event, SessionStore
-from core.feed import EventFeed, ExpiryHint, FeedStatus, Resync
+from core import AsyncSessionStore, Event, SessionStore
+from core.feed import EventFeed, ExpiryHint, FeedStatus, Resync, afeed
 from core.topology import cluster_label, count_nodes
 from tests.faults.cluster import ClusterGroup
 
@@ -203,3 +204,31 @@ def test_cli_events_follow_on_the_cluster(flushed_cluster: ClusterGroup, capsys:
     assert len(rows) == 4 and all(r["kind"] == "login" and isinstance(r["bucket"], int) for r in rows)
     assert all(r["username"].startswith("live") for r in rows[1:])
     assert len({(r["bucket"], r["seq"]) for r in rows}) == 4
+
+
+def test_async_feed_on_the_cluster(flushed_cluster: ClusterGroup) -> None:
+    async def main() -> list[object]:
+        store = AsyncSessionStore.from_url(flushed_cluster.url)
+        assert store.buckets is not None
+        names = [f"a{i}" for i in range(30)]
+        got: list[object] = []
+        key = store.buckets.schema(5).session("gone")
+
+        async def consume() -> None:
+            async for item in afeed(store, heartbeat=0.3, backoff=(0.05, 0.3)):
+                got.append(item)
+                if isinstance(item, Resync) and not any(isinstance(x, Event) for x in got):
+                    for name in names:  # the reader is in: log in across the buckets
+                        await store.login(name, app="crm")
+                    await store.client.set(key, "x", px=50)
+                seen = {x.username for x in got if isinstance(x, Event)}
+                if seen >= set(names) and any(isinstance(x, ExpiryHint) and x.key == key for x in got):
+                    return
+
+        await asyncio.wait_for(consume(), 60)
+        await store.close()
+        return got
+
+    got = asyncio.run(main())
+    events = [x for x in got if isinstance(x, Event)]
+    assert len(events) == 30 and len({(ev.bucket, ev.seq) for ev in events}) == 30
