@@ -260,3 +260,28 @@ def test_async_feed_on_a_bucketed_store(debian_server: RedisServer, client: redi
     assert sorted(ev.username for ev in events) == sorted([f"a{i}" for i in range(10)] + [f"b{i}" for i in range(10)])
     seqs = per_bucket(events)
     assert all(s == list(range(1, len(s) + 1)) for s in seqs.values())
+
+
+def test_merged_reads_are_total_over_lines_other_apps_or_attackers_wrote(client: redis.Redis) -> None:
+    store = SessionStore(client, buckets=BUCKETS, clock=Clock())
+    assert store.buckets is not None
+    for i in range(6):
+        store.login(f"user{i}", app="crm")
+    b = store.buckets.of_user("user5")
+    log = store.buckets.schema(b).events
+    hostile = ["plain text line", '{"seq":"x","ts":"NaN","kind":"login"}', '{"ts":1e400,"kind":"x"}',
+               "[" * 5000, '{"seq":99999999999999999999,"ts":-5,"kind":"logout"}', "\x1b[2J"]
+    client.lpush(log, *hostile)
+    got = store.events(limit=50)
+    assert len(got) == 12
+    mine = [ev.raw for ev in got if ev.bucket == b]
+    assert mine[:len(hostile)] == list(reversed(hostile))  # the bucket's own order is kept
+    assert store.event_head() is not None
+    since, merged = store.events_start(backlog=50)
+    assert len(merged) == 12 and since[b].top[0] == hostile[-1]
+    # a log of the wrong type is shown as a problem, not raised
+    client.delete(log)
+    client.set(log, "not a list")
+    assert got[0].kind != "error"
+    shown = store.events(limit=5)
+    assert len(shown) == 1 and shown[0].kind == "error"
