@@ -47,7 +47,6 @@ from .plans import (
     _page_bounds,
     data_of,
     member_sid,
-    prefix_successor,
 )
 from .schema import SEARCH_SID
 
@@ -634,11 +633,12 @@ def search(buckets: Buckets, ctxs: Sequence[Context], kind: str, query: str, *, 
     _page_bounds(0, limit)
     _indexed(ctxs)
     tag = SEARCH_KINDS[kind]
-    prefix = f"{tag}{query}".encode()
-    replies = yield Commands([("ZRANGEBYLEX", ctx.schema.idx_search, b"[" + prefix,
-                               b"(" + prefix_successor(prefix), "LIMIT", 0, limit) for ctx in ctxs])
-    tagged = [[(m.encode("utf-8", "surrogatepass"), b, m) for m in _members(r)]
-              for b, r in enumerate(replies)]
+    per = [plans.search_commands(ctx, kind, query, limit) for ctx in ctxs]
+    replies = yield Commands([cmd for cmds in per for cmd in cmds])
+    width = len(per[0]) if per else 1
+    tagged = [[(m.encode("utf-8", "surrogatepass"), b, m)
+               for m in plans.search_members(kind, replies[b * width:(b + 1) * width], limit)]
+              for b in range(len(ctxs))]
     members = [(b, m) for _k, b, m in heapq.merge(*tagged)][:limit]
     if kind == "user":
         lists = yield Commands([("LRANGE", ctxs[b].schema.user_sessions(m[len(tag):]), 0, limit - 1)

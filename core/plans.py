@@ -865,6 +865,42 @@ def prefix_successor(prefix: bytes) -> bytes:
     return stripped[:-1] + bytes([stripped[-1] + 1])
 
 
+LEX_SEARCH = ("user", "app")
+"""Search kinds whose active sessions are found in a lex sort index (``idx:active:user``,
+``idx:active:app``): the search index holds their ``u:``/``a:`` entries only once a
+session has ended, so an active session is not indexed twice for the same lookup."""
+
+
+def search_commands(ctx: Context, kind: str, query: str, limit: int) -> list[tuple[Any, ...]]:
+    """The reads of one prefix search: the search index, and for user and app the lex
+    sort index of active sessions too. :func:`search_members` reads their replies."""
+    s = ctx.schema
+    prefix = f"{SEARCH_KINDS[kind]}{query}".encode()
+    cmds: list[tuple[Any, ...]] = [("ZRANGEBYLEX", s.idx_search, b"[" + prefix,
+                                    b"(" + prefix_successor(prefix), "LIMIT", 0, limit)]
+    if kind in LEX_SEARCH:
+        q = query.encode()
+        cmds.append(("ZRANGEBYLEX", s.idx_user if kind == "user" else s.idx_app, b"[" + q,
+                     b"(" + prefix_successor(q), "LIMIT", 0, limit))
+    return cmds
+
+
+def search_members(kind: str, replies: Sequence[Any], limit: int) -> list[str]:
+    """The matches of :func:`search_commands` as search-index members (``u:<user>``,
+    ``s:<sid>``, ``i:<ip>|<sid>``, ``a:<app>|<sid>``), each once, in the search index's
+    order (bytes), at most ``limit``."""
+    members = [m for m in _ok(replies[0], []) if isinstance(m, str)]
+    if kind in LEX_SEARCH and len(replies) > 1:
+        tag = SEARCH_KINDS[kind]
+        for m in _ok(replies[1], []):
+            if not isinstance(m, str) or "\0" not in m:
+                continue
+            value, sid = m.rsplit("\0", 1)
+            members.append(f"{tag}{value}" if kind == "user" else f"{tag}{value}|{sid}")
+        members = sorted(set(members), key=lambda m: m.encode("utf-8", "surrogatepass"))
+    return members[:limit]
+
+
 def search(ctx: Context, kind: str, query: str, *, limit: int = 50) -> Plan:
     """Sessions whose username, session id, IP or app starts with ``query``."""
     if kind not in SEARCH_KINDS:
@@ -876,10 +912,8 @@ def search(ctx: Context, kind: str, query: str, *, limit: int = 50) -> Plan:
         found = yield from _scan_search(ctx, kind, query, limit)
         return found
     tag = SEARCH_KINDS[kind]
-    prefix = f"{tag}{query}".encode()
-    replies = yield Commands([("ZRANGEBYLEX", ctx.schema.idx_search, b"[" + prefix,
-                               b"(" + prefix_successor(prefix), "LIMIT", 0, limit)])
-    members = _ok(replies[0], [])
+    replies = yield Commands(search_commands(ctx, kind, query, limit))
+    members = search_members(kind, replies, limit)
     if kind == "user":
         users = [m[len(tag):] for m in members]
         lists = yield Commands([("LRANGE", ctx.schema.user_sessions(u), 0, limit - 1) for u in users])

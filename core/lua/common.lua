@@ -316,7 +316,7 @@ end
 
 -- What end_session may write whatever the session: check once per script.
 local function check_end_globals()
-  return check_zsets({G_EXP, G_SEEN, G_LOGIN, G_ENDED, G_USER, G_APPLEX, unpack(OVERVIEW_ZSETS)})
+  return check_zsets({G_EXP, G_SEEN, G_LOGIN, G_ENDED, G_SEARCH, G_USER, G_APPLEX, unpack(OVERVIEW_ZSETS)})
     or check_emit({K_ENDS_MIN})
     or check_counter_fields(K_KINDS_MIN, {'expired', 'logout', 'admin_logout', 'evicted', 'replaced'})
 end
@@ -354,6 +354,13 @@ local function end_session(sid, reason, kind, actor)
   redis.call('SREM', P_ACTIVE .. username, sid)
   -- idx:ended is scored by when the session may be purged, under its own retention.
   redis.call('ZADD', G_ENDED, NOW + retention, sid)
+  -- Found by user and app through the search index from now on (while active, through
+  -- the lex sort indexes it has just left).
+  if app and app ~= '' then
+    redis.call('ZADD', G_SEARCH, 0, 'u:' .. username, 0, 'a:' .. app .. '|' .. sid)
+  else
+    redis.call('ZADD', G_SEARCH, 0, 'u:' .. username)
+  end
   if indexed then
     adjust_counter(G_APP, app, -1)
     adjust_counter(G_TYPE, stype, -1)

@@ -73,11 +73,12 @@ redis.call('ZADD', G_SEEN, NOW, sid)
 redis.call('ZADD', G_LOGIN, NOW, sid)
 redis.call('ZADD', G_USER, 0, username .. '\0' .. sid)
 redis.call('ZADD', G_APPLEX, 0, app .. '\0' .. sid)
+-- The search index: by id and address. By user and app, an active session is found in
+-- the two lex indexes above; end_session adds its 'u:' and 'a:' entries when it ends.
 if ip ~= '' then
-  redis.call('ZADD', G_SEARCH, 0, 'u:' .. username, 0, 's:' .. sid, 0, 'a:' .. app .. '|' .. sid,
-    0, 'i:' .. ip .. '|' .. sid)
+  redis.call('ZADD', G_SEARCH, 0, 's:' .. sid, 0, 'i:' .. ip .. '|' .. sid)
 else
-  redis.call('ZADD', G_SEARCH, 0, 'u:' .. username, 0, 's:' .. sid, 0, 'a:' .. app .. '|' .. sid)
+  redis.call('ZADD', G_SEARCH, 0, 's:' .. sid)
 end
 redis.call('HINCRBY', G_APP, app, 1)
 redis.call('HINCRBY', G_TYPE, stype, 1)

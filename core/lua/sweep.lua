@@ -4,7 +4,7 @@
 -- ARGV[OP]: batch size.
 -- Returns {expired ended, purged, more work left (0/1), skipped}.
 local batch = tonumber(ARGV[OP])
-local bad = check_types({G_SEARCH, 'zset'}) or check_end_globals()
+local bad = check_end_globals() -- the search index among them
 if bad then return redis.error_reply(bad) end
 local RETRY_LATER = 3600
 
