@@ -25,8 +25,18 @@ from typing import Any
 from . import plans
 from .buckets import Buckets
 from .errors import InvalidInput
-from .model import CacheEntry, Page, Session, Stats, pairs_to_dict, parse_cache, parse_session
-from .overview import MAX_FLAGS, TOP_N, Flag, Overview, Series, parse_flags
+from .model import (
+    ACTIVE,
+    CacheEntry,
+    Page,
+    Session,
+    Stats,
+    pairs_to_dict,
+    parse_cache,
+    parse_session,
+    parse_time,
+)
+from .overview import MAX_FLAGS, TOP_N, Flag, Overview, Series, parse_flags, parse_top
 from .plans import (
     LEX_ORDERS,
     MAX_PAGE,
@@ -156,7 +166,7 @@ def _pairs(reply: Any) -> list[Entry]:
 
 def _members(reply: Any) -> list[str]:
     reply = _ok(reply, [])
-    return [m for m in reply if isinstance(m, str)] if isinstance(reply, list | tuple) else []
+    return [m for m in reply if isinstance(m, str)] if isinstance(reply, list | tuple | set) else []
 
 
 def _sort_key(entry: Entry) -> tuple[float, bytes]:
@@ -608,18 +618,49 @@ def flags(ctxs: Sequence[Context]) -> Plan:
     return _flags(parse_flags(_ok(r, {})) for r in replies)
 
 
-def rule_inputs(ctxs: Sequence[Context], *, min_addresses: int, baseline_minutes: int) -> Plan:
-    """:func:`core.plans.rule_inputs` of every bucket side by side, summed and merged."""
-    yield from _now(ctxs)
-    parts: list[RuleInputs] = yield from lockstep([
-        plans.rule_inputs(ctx, min_addresses=min_addresses, baseline_minutes=baseline_minutes)
-        for ctx in ctxs])
-    logins = [sum(v) for v in zip(*(p.logins_per_minute for p in parts), strict=False)]
-    new_users = [sum(v) for v in zip(*(p.new_users_per_minute for p in parts), strict=False)]
+def rule_inputs(ctxs: Sequence[Context], *, min_addresses: int, baseline_minutes: int, candidates: int = 20,
+                per_user: int = 200) -> Plan:
+    """:func:`core.plans.rule_inputs` over every bucket: per-minute counts summed, flags
+    merged, and the ``candidates`` users with the most addresses taken over all buckets
+    (exact: a user lives in one bucket), then their active sessions' addresses."""
+    now = yield from _now(ctxs)
+    current = int(now // 60)
+    mins = range(current - baseline_minutes, current + 1)
+    per = 3 + len(mins)
+    cmds: list[tuple[Any, ...]] = []
+    for ctx in ctxs:
+        s = ctx.schema
+        cmds += [("ZREVRANGEBYSCORE", s.ov_user_ips, "+inf", max(1, min_addresses), "WITHSCORES",
+                  "LIMIT", 0, candidates),
+                 ("MGET", *[s.minute_counter("logins", m) for m in mins]), ("HGETALL", s.flags),
+                 *[("HGET", s.minute_kinds(m), "new_user") for m in mins]]
+    replies = yield Commands(cmds)
+    logins = [0] * len(mins)
+    new_users = [0] * len(mins)
+    ranked_users: list[tuple[int, bytes, str, int]] = []
+    flag_lists = []
+    for b in range(len(ctxs)):
+        r = replies[b * per:(b + 1) * per]
+        ranked_users += [(n, u.encode("utf-8", "surrogatepass"), u, b) for u, n in parse_top(_ok(r[0], []))]
+        _add_series(logins, r[1])
+        flag_lists.append(parse_flags(_ok(r[2], {})))
+        for i, v in enumerate(r[3:]):
+            new_users[i] += _int(_ok(v, 0))
+    users = [(u, b) for _n, _k, u, b in sorted(ranked_users, reverse=True)[:candidates]]
     addresses: dict[str, list[tuple[str, str]]] = {}
-    for p in parts:
-        addresses.update(p.user_addresses)
-    return RuleInputs(logins, addresses, _flags(p.flags for p in parts), new_users)
+    if users:
+        members = yield Commands([("SMEMBERS", ctxs[b].schema.user_active(u)) for u, b in users])
+        wanted = [(u, b, sid) for (u, b), m in zip(users, members, strict=True)
+                  for sid in sorted(_members(m))[:per_user]]
+        if wanted:
+            rows = yield Commands([("HMGET", ctxs[b].schema.session(sid), "ip", "status", "expires_at")
+                                   for _u, b, sid in wanted])
+            for (u, _b, sid), row in zip(wanted, rows, strict=True):
+                row = _ok(row, [None, None, None])
+                exp = parse_time(row[2]) if len(row) > 2 else None
+                if row and row[0] and row[1] == ACTIVE and (exp is None or exp > now):
+                    addresses.setdefault(u, []).append((sid, row[0]))
+    return RuleInputs(logins, addresses, _flags(flag_lists), new_users)
 
 
 def search(buckets: Buckets, ctxs: Sequence[Context], kind: str, query: str, *, limit: int = 50) -> Plan:

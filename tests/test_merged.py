@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
 
 from core import Policy, SessionStore, plans, tokens
 from core.embedded import RedisServer
@@ -199,3 +200,74 @@ def test_on_the_cluster_every_read_matches_the_single_node_layout(
     ov1, ov2 = one.overview(), many.overview()
     assert (ov1.active, ov1.ended, ov1.by_app, ov1.series, ov1.top_user_sessions) == \
            (ov2.active, ov2.ended, ov2.by_app, ov2.series, ov2.top_user_sessions)
+
+
+def test_rule_inputs_and_anonymous_sessions_merge(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    pair.feed(200, monkeypatch)
+    one, many = pair.single, pair.bucketed
+    a = one.rule_inputs(min_addresses=2, baseline_minutes=15)
+    b = many.rule_inputs(min_addresses=2, baseline_minutes=15)
+    assert (a.logins_per_minute, a.new_users_per_minute) == (b.logins_per_minute, b.new_users_per_minute)
+    assert {u: sorted(x) for u, x in a.user_addresses.items()} == {u: sorted(x) for u, x in b.user_addresses.items()}
+    made = []
+    for i in range(30):
+        saved = many.save_anonymous(None, {"cart": str(i)}, app="shop")
+        made.append(saved.aid)
+        pair.clock.advance(1)
+    page = many.anonymous_page(limit=10)
+    assert page.total == 30 and [x.aid for x in page.sessions] == made[::-1][:10]
+    assert [x.aid for x in many.anonymous_page(offset=25, limit=10).sessions] == made[::-1][25:]
+
+
+async def test_the_async_store_merges_the_same_way(debian_server: RedisServer, clock: Any) -> None:
+    from core import AsyncSessionStore
+    sync = SessionStore(redis.Redis.from_url(debian_server.url, decode_responses=True), clock=clock, buckets=8)
+    sync.client.flushall()
+    for i in range(60):
+        sync.login(f"u{i}", app="crm")
+        clock.advance(0.5)
+    store = AsyncSessionStore(redis.asyncio.Redis.from_url(debian_server.url, decode_responses=True), clock=clock,
+                              buckets=8)
+    try:
+        a = sync.window("login", descending=True, start=0, count=20)
+        b = await store.window("login", descending=True, start=0, count=20, anchor=None)
+        assert rows(a) == rows(b) and a.total == 60
+        assert await store.stats() == sync.stats()
+    finally:
+        await store.close()
+        sync.close()
+
+
+class Counting:
+    """Counts the commands a plan sends, by driving it through a store."""
+
+    def __init__(self, store: SessionStore) -> None:
+        self.commands = 0
+        self.requests = 0
+        real = store._execute
+
+        def execute(request: Any) -> Any:
+            self.requests += 1
+            self.commands += len(getattr(request, "commands", ())) or 1
+            return real(request)
+
+        store._execute = execute  # type: ignore[method-assign]
+
+
+def test_commands_per_screenful_do_not_grow_with_the_set(pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    many = pair.bucketed
+    counter = Counting(many)
+    costs = []
+    for size in (200, 1200):
+        pair.feed(size - (200 if size > 200 else 0), monkeypatch, seed=size)
+        anchor = many.window("seen", descending=True, start=size // 2, count=1).members[0]
+        row = []
+        for read in (lambda: many.window("seen", descending=True, start=0, count=60),
+                     lambda a=anchor: many.window("seen", descending=True, start=-20, count=60, anchor=a),
+                     lambda: many.window("user", descending=False, start=-60, count=60),
+                     lambda: many.stats(), lambda: many.cache_page(limit=30)):
+            counter.commands = counter.requests = 0
+            read()
+            row.append((counter.commands, counter.requests))
+        costs.append(row)
+    assert costs[0] == costs[1]
