@@ -42,6 +42,8 @@ class Config:
     """Users logging in once each for the per-master share of commands."""
     cluster_cpu_logins: int = 2_000
     """Logins per repetition for Redis CPU per login, one node vs cluster."""
+    screenful_sizes: tuple[int, int] = (1_000, 100_000)
+    """Sessions at which the cluster's dashboard reads are counted (bench/screenful.py)."""
     tui: bool = True
     """Measure the dashboard (first paint, RSS, live path) when ``tui.app`` exists."""
     flask_session: bool = True
@@ -64,7 +66,7 @@ TINY = replace(
     FULL, reps=2, rt_ops=40, async_ops=100, concurrency=10, flask_requests=30, scale_sizes=(600, 1200),
     refreshes=2, sweep_sessions=300, sweep_batches=(50,), sweep_reps=1, memory_sessions=200, memory_reps=1,
     bulk_sizes=(400,), live_seconds=0.5, live_rate=200, flag_injections=2, ssh_counts=(1,),
-    ssh_idle_seconds=0.5, cluster_users=300, cluster_cpu_logins=60,
+    ssh_idle_seconds=0.5, cluster_users=300, cluster_cpu_logins=60, screenful_sizes=(1500, 3000),
     tui=False, flask_session=False, install=False, out=None,
     label="tiny",
 )

@@ -83,3 +83,22 @@ def test_cluster_section_runs(tmp_path: Path) -> None:
         assert needle in text
     lost = [t for t in section.targets if "replica_acks=1" in t.what]
     assert lost and lost[0].met, lost
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_cluster_screenful_section_runs(tmp_path: Path) -> None:
+    """Dashboard commands per screenful on a loopback cluster, tiny sizes: every Active read
+    costs the same commands at both sizes."""
+    from tests.faults.cluster import missing_tools
+
+    if missing_tools():
+        pytest.skip(missing_tools())
+    report = run(replace(TINY, out=tmp_path / "RESULTS.md"), "python -m bench (smoke)", Progress(quiet=True),
+                 only=["cluster screenful"])
+    assert report.failures == []
+    (section,) = report.sections
+    assert section.headline == [("dashboard commands per screenful on cluster, 1,500 vs 3,000 sessions",
+                                 "identical")]
+    rows = {row[0]: row[-1] for row in section.tables[0].rows}
+    assert all(same == "yes" for name, same in rows.items() if name.startswith("Active") and "seek" not in name)
