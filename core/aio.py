@@ -29,7 +29,19 @@ class AsyncSessionStore(StoreAPI):
 
     _connect = staticmethod(async_client)
 
+    async def _ready(self) -> None:
+        """Map a cluster's slots once, before the first command: redis-py's asyncio cluster
+        client maps them lazily, and concurrent first commands each doing so lost
+        connections under one another."""
+        lock = self.__dict__.setdefault("_init_lock", asyncio.Lock())
+        async with lock:
+            if not self._cluster_ready:
+                await self.client.initialize()
+                self._cluster_ready = True
+
     async def _execute(self, request: Script | Commands) -> Any:
+        if self.is_cluster and not self._cluster_ready:
+            await self._ready()
         if isinstance(request, Script):
             for _ in range(3):
                 try:
@@ -57,6 +69,14 @@ class AsyncSessionStore(StoreAPI):
         """FUNCTION LOAD of this version's library (on a cluster: on every primary, so a
         primary that joined or lost it gets it); the reply, or the error, for
         :func:`functions.outcome`."""
+        # One load at a time: callers that found the library missing together would
+        # otherwise all send the payload at once (and redis-py's asyncio cluster client
+        # lost connections under that); the others find it present and carry on.
+        lock = self.__dict__.setdefault("_load_lock", asyncio.Lock())
+        async with lock:
+            return await self._load_library_now()
+
+    async def _load_library_now(self) -> object:
         source = functions.library_source()
         if not self.is_cluster:
             try:

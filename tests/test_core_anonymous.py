@@ -28,11 +28,11 @@ def test_anonymous_session_lives_under_its_own_hashed_key(make_store):
     aid = anon_id_from_token(saved.token)
     assert aid == saved.aid and sid_from_token(saved.token) is None
     raw = store.client
-    assert raw.hgetall(store.schema.anonymous(aid))[DATA_PREFIX + "cart"] == "[1,2]"
+    assert raw.hgetall(store._for_aid(aid).schema.anonymous(aid))[DATA_PREFIX + "cart"] == "[1,2]"
     secret = saved.token.split(".", 1)[1]
     assert all(secret not in k for k in raw.keys("*"))
     assert all(secret not in str(raw.hgetall(k)) for k in raw.keys("*anon:*"))
-    ttl = raw.pttl(store.schema.anonymous(aid))
+    ttl = raw.pttl(store._for_aid(aid).schema.anonymous(aid))
     assert 0 < ttl <= store.policy.anonymous_idle_ttl * 1000
     # never a user session
     assert store.active_page().sessions == [] and store.stats().active == 0
@@ -89,9 +89,11 @@ def test_idle_expiry_follows_the_server_clock(make_store, backend):
     assert store.read_anonymous(saved.token) is not None
     assert wait_until(lambda: store.read_anonymous(saved.token) is None)
     other = store.save_anonymous(None, {"b": "2"})  # any anonymous write trims the index
-    assert store.stats().anonymous == 1
+    count = store.stats().anonymous
+    # (on a cluster it trims its own bucket's index, which may not be the first one's)
+    assert count == 1 or (backend == "cluster" and count == 2)
     store.end_anonymous(other.token)
-    assert store.stats().anonymous == 0
+    assert store.stats().anonymous == count - 1
 
 
 def test_login_converts_anonymous_in_one_script_with_a_new_id(make_store):
@@ -101,7 +103,9 @@ def test_login_converts_anonymous_in_one_script_with_a_new_id(make_store):
     original = store._execute
     store._execute = lambda req: calls.append(req) or original(req)  # type: ignore[method-assign]
     session, token = store.login("alice", app="shop", data={"cart": "[1]"}, anonymous=anon.token)
-    assert len(calls) == 1
+    # bucketed layout (cluster): two steps when the visitor's bucket is not the user's
+    apart = store.buckets is not None and store._for_aid(anon.aid) is not store._for_user("alice")
+    assert len(calls) == (2 if apart else 1)
     assert session.sid not in anon.token and session.sid != anon.aid
     assert store.read_anonymous(anon.token) is None
     assert store.stats().anonymous == 0 and store.stats().active == 1
@@ -145,14 +149,14 @@ async def test_async_store_shares_the_plans(make_async_store):
 def test_another_writers_data_under_an_anonymous_key_is_no_session(make_store):
     store = make_store(clock=time.time)
     saved = store.save_anonymous(None, {"a": "1"})
-    key = store.schema.anonymous(saved.aid)
+    key = store._for_aid(saved.aid).schema.anonymous(saved.aid)
     store.client.delete(key)
     store.client.set(key, "not a hash")
     assert store.read_anonymous(saved.token) is None
     again = store.save_anonymous(saved.token, {"b": "2"})
     assert again.created and again.token != saved.token
     assert store.client.get(key) == "not a hash"  # left as it was
-    store.client.hset(store.schema.anonymous(again.aid), mapping={"created_at": "nan", "last_seen": "1e400",
+    store.client.hset(store._for_aid(again.aid).schema.anonymous(again.aid), mapping={"created_at": "nan", "last_seen": "1e400",
                                                                    "d:x": "1"})
     got = store.read_anonymous(again.token)
     assert got.created_at is None and got.data["x"] == "1"

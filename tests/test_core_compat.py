@@ -6,6 +6,8 @@ import pytest
 
 from core import DataConflict
 
+pytestmark = pytest.mark.usefixtures("classic_layout_only")
+
 
 @pytest.fixture
 def classic(raw):
@@ -76,8 +78,8 @@ def test_adopt_indexes_classic_sessions(store, classic):
 
 def test_malformed_keys_never_crash_reads(store, raw):
     session, _ = store.login("sam", app="crm")
-    raw.hset(store.schema.session(session.sid), "expires_at", "soon")
-    raw.set(store.schema.user_sessions("sam"), "not a list")
+    raw.hset(store._for_sid(session.sid).schema.session(session.sid), "expires_at", "soon")
+    raw.set(store._for_user("sam").schema.user_sessions("sam"), "not a list")
     raw.rpush("event:logs", b"\xff raw bytes", '{"kind": 5}')
     raw.zadd(store.schema.idx_seen, {"ghost": 1})
     page = store.active_page()

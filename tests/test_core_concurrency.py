@@ -14,7 +14,7 @@ def test_200_concurrent_logins_under_cap_5_leave_exactly_5(real_url):
         results = list(pool.map(lambda i: store.login("storm", app="crm"), range(200)))
     sids = {s.sid for s, _ in results}
     assert len(sids) == 200
-    active = store.client.smembers(store.schema.user_active("storm"))
+    active = store.client.smembers(store._for_user("storm").schema.user_active("storm"))
     assert len(active) == 5
     assert len([t for _, t in results if store.validate(t) is not None]) == 5
     ended = [e for e in store.events(limit=1000) if e.kind == "evicted"]
@@ -41,10 +41,10 @@ def test_touch_racing_logout_never_revives(real_url):
         [f.result() for f in futures]
     assert store.validate(token) is None
     assert clock_store.validate(token) is None
-    h = store.client.hgetall(store.schema.session(session.sid))
+    h = store.client.hgetall(store._for_sid(session.sid).schema.session(session.sid))
     assert h["status"] == "inactive"
     assert store.client.zscore(store.schema.idx_expiry, session.sid) is None
-    assert session.sid not in store.client.smembers(store.schema.user_active("racer"))
+    assert session.sid not in store.client.smembers(store._for_user("racer").schema.user_active("racer"))
     store.close()
     clock_store.close()
 

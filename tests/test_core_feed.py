@@ -156,9 +156,9 @@ def test_expiry_hint_from_keyspace_notifications(server):
     store = SessionStore.from_url(server.url)
     col = Collector(store)
     col.wait_for(lambda items: any(isinstance(x, Resync) for x in items))
-    store.client.set(store.schema.cache("short"), "x", px=50)
+    store.client.set(store._for_sid("short").schema.cache("short"), "x", px=50)
     deadline = time.monotonic() + 30
-    while store.client.get(store.schema.cache("short")) is not None:  # an access past expiry deletes it
+    while store.client.get(store._for_sid("short").schema.cache("short")) is not None:  # an access past expiry deletes it
         assert time.monotonic() < deadline
         time.sleep(0.02)
     col.wait_for(lambda items: any(isinstance(x, ExpiryHint) for x in items))

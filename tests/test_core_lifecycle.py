@@ -18,7 +18,7 @@ def test_login_stores_session_indexes_cache_and_event(store, raw):
     session, token = store.login("alice", app="crm", type="web", ip="203.0.113.7",
                                  user_agent="Mozilla/5.0", email="a@example.org", department="Sales",
                                  metadata={"fingerprint": "fp1"})
-    s = store.schema
+    s = store._for_sid(session.sid).schema  # the session's bucket on a cluster
     assert SID_RE.match(session.sid)
     h = raw.hgetall(s.session(session.sid))
     assert h["username"] == "alice" and h["app"] == "crm" and h["type"] == "web"
@@ -83,11 +83,11 @@ def test_logout_is_idempotent_and_marks_admin(store, raw):
     assert store.validate(token) is None
     ended = store.get(session.sid)
     assert (ended.status, ended.end_reason, ended.ended_by) == ("inactive", "admin", "root@ssh:198.51.100.1")
-    assert raw.smembers(store.schema.user_active("erin")) == set()
+    assert raw.smembers(store._for_user("erin").schema.user_active("erin")) == set()
     assert store.ended_page().sessions[0].sid == session.sid
     last = store.events(limit=1)[0]
     assert (last.kind, last.actor) == ("admin_logout", "root@ssh:198.51.100.1")
-    assert json.loads(raw.get(store.schema.cache(session.sid)))["status"] == "inactive"
+    assert json.loads(raw.get(store._for_sid(session.sid).schema.cache(session.sid)))["status"] == "inactive"
 
 
 def test_self_logout_is_plain_logout(store):
@@ -148,7 +148,7 @@ def test_update_profile_and_never_revive(store, raw):
     store.update_profile(session.sid, email="l@example.org", department="Ops", metadata={"platform_id": "p-9"})
     got = store.get(session.sid)
     assert (got.email, got.department, got.metadata["platform_id"]) == ("l@example.org", "Ops", "p-9")
-    assert json.loads(raw.get(store.schema.cache(session.sid)))["department"] == "Ops"
+    assert json.loads(raw.get(store._for_sid(session.sid).schema.cache(session.sid)))["department"] == "Ops"
     assert store.events(limit=1)[0].kind == "profile"
     store.logout(session.sid)
     with pytest.raises(SessionNotFound):
@@ -156,7 +156,7 @@ def test_update_profile_and_never_revive(store, raw):
     assert store.get(session.sid).status == "inactive"
     with pytest.raises(SessionNotFound):
         store.update_profile("f" * 36, email="x@example.org")
-    assert not raw.exists(store.schema.session("f" * 36))
+    assert not raw.exists(store._for_sid("f" * 36).schema.session("f" * 36))
 
 
 def test_touch_after_logout_does_not_revive(make_store, clock):
@@ -176,7 +176,7 @@ def test_sweep_purges_history_after_retention(make_store, clock, raw):
     clock.advance(101)
     result = store.sweep()
     assert result.purged == 1
-    s = store.schema
+    s = store._for_sid(session.sid).schema
     assert not raw.exists(s.session(session.sid), s.cache(session.sid))
     assert raw.zcard(s.idx_search) == 0 and raw.zcard(s.idx_ended) == 0
     assert raw.lrange(s.user_sessions("ned"), 0, -1) == []
@@ -184,11 +184,15 @@ def test_sweep_purges_history_after_retention(make_store, clock, raw):
 
 def test_sweep_runs_in_bounded_batches(make_store, clock):
     store = make_store(Policy(idle_ttl=60))
+    per_bucket: dict[int, int] = {}
     for i in range(25):
         store.login(f"user{i}", app="crm")
+        bucket = store.buckets.of_user(f"user{i}") if store.buckets else 0
+        per_bucket[bucket] = per_bucket.get(bucket, 0) + 1
     clock.advance(61)
     result = store.sweep(batch=10)
-    assert (result.expired, result.calls) == (25, 3)
+    # one call per full batch and one that finds the rest, in each bucket with work
+    assert (result.expired, result.calls) == (25, sum(n // 10 + 1 for n in per_bucket.values()))
     assert store.stats().active == 0
 
 
@@ -245,7 +249,8 @@ def test_prefix_isolates_apps(make_store, raw):
     one = make_store(prefix="app1:")
     two = make_store(prefix="app2:")
     s1, _ = one.login("pat", app="crm")
-    assert raw.exists(f"app1:session:{s1.sid}") and not raw.exists(f"session:{s1.sid}")
+    assert raw.exists(one._for_sid(s1.sid).schema.session(s1.sid))
+    assert not raw.exists(f"session:{s1.sid}") and not raw.exists(two._for_sid(s1.sid).schema.session(s1.sid))
     assert two.active_page().sessions == [] and one.active_page().total == 1
 
 

@@ -168,7 +168,7 @@ async def test_200_concurrent_async_logins_under_cap_5(real_url: str) -> None:
     results = await asyncio.gather(*(store.login("storm", app="crm") for _ in range(200)))
     valid = [s.sid for s, t in results if await store.validate(t) is not None]
     assert len(valid) == 5
-    assert sorted(await store.client.smembers(store.schema.user_active("storm"))) == sorted(valid)
+    assert sorted(await store.client.smembers(store._for_user("storm").schema.user_active("storm"))) == sorted(valid)
     evicted = [e.sid for e in await store.events(limit=1000) if e.kind == "evicted"]
     assert len(evicted) == len(set(evicted)) == 195
     assert set(evicted) | set(valid) == {s.sid for s, _ in results}

@@ -148,8 +148,8 @@ def test_readonly_dashboard_reads_and_subscribes_but_never_writes(acl_server: Ac
                 write()
     assert app.validate(token) is not None  # nothing above changed the session
     raw = acl_server.raw("dashboard")
-    for cmd in (("SET", "session:x", "1"), ("HSET", app.schema.session(session.sid), "status", "active"),
-                ("DEL", app.schema.session(session.sid)), ("EVAL", "return 1", 0),
+    for cmd in (("SET", "session:x", "1"), ("HSET", app._for_sid(session.sid).schema.session(session.sid), "status", "active"),
+                ("DEL", app._for_sid(session.sid).schema.session(session.sid)), ("EVAL", "return 1", 0),
                 ("SCRIPT", "LOAD", "return 1"), ("PUBLISH", "event:live", "forged"),
                 ("CONFIG", "GET", "*"), ("FLUSHALL",), ("KEYS", "*"), ("GET", "config:secret"),
                 ("DEBUG", "SLEEP", "0"), ("PSUBSCRIBE", "__keyevent@0__:*")):
