@@ -104,11 +104,12 @@ def skip_on_cluster(backend: str, why: str) -> None:
 
 @pytest.fixture
 def classic_layout_only(request: pytest.FixtureRequest) -> None:
-    """For modules about the single-node classic layout (other apps' classic keys written
-    by hand): skipped on the bucketed backends, where that compatibility does not apply."""
+    """For modules about the single-node layout only (other apps' classic keys written by
+    hand, the server-side filter scan): skipped on the bucketed backends, where it does
+    not apply; the module says why."""
     callspec = getattr(request.node, "callspec", None)
-    skip_on_cluster(callspec.params.get("backend", "") if callspec else "",
-                    "classic-layout compatibility (keys other apps write by hand)")
+    why = (request.module.__doc__ or request.module.__name__).strip().splitlines()[0]
+    skip_on_cluster(callspec.params.get("backend", "") if callspec else "", why)
 
 
 @pytest.fixture(params=BACKENDS)
