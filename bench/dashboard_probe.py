@@ -5,6 +5,9 @@ own) runs ``tui.app.build_app`` headless with ``run_test`` and reports JSON on s
 ``live``: CPU share while idle, then (after printing ``READY``) while the parent runs a
 load generator; event-to-screen latency = event timestamp → the line is appended to the
 dashboard's event log widget.
+``end``: End pressed → the last row drawn under the cursor (:class:`ScreenClock`).
+``keys``: after ``READY``, keys pressed while the parent's load generator runs, each
+timed to the frame that draws its effect.
 """
 
 from __future__ import annotations
@@ -69,31 +72,114 @@ async def paint(url: str) -> dict[str, float]:
             "peak_rss_mib": _peak_rss_mib()}
 
 
+class ScreenClock:
+    """When a key's effect is on screen: the first frame, after the key was handled, that
+    draws the row under the cursor with its session read (a row still being read shows
+    as "…" and does not count). Frames are timed where the compositor asks the table for
+    its lines (headless: the same frames a terminal would get, minus the write)."""
+
+    def __init__(self) -> None:
+        from tui.widgets.virtual_table import VirtualTable
+
+        self.handled = False
+        self.want: object = None
+        self.drawn: float | None = None
+        clock = self
+        render, moved = VirtualTable.render_line, VirtualTable._moved
+
+        def render_line(table, y):  # type: ignore[no-untyped-def]
+            strip = render(table, y)
+            w = table.window
+            if (clock.want is not None and clock.handled and clock.drawn is None and y == w.cursor - w.top + 1
+                    and w.selected is not None and w.selected.session is not None and clock.want(table)):
+                clock.drawn = time.perf_counter()
+            return strip
+
+        def _moved(table, *args):  # type: ignore[no-untyped-def]
+            clock.handled = True
+            return moved(table, *args)
+
+        VirtualTable.render_line = render_line  # type: ignore[method-assign]
+        VirtualTable._moved = _moved  # type: ignore[method-assign]
+
+    async def press(self, app, key: str, want=lambda table: True, timeout: float = 30.0) -> float:  # type: ignore[no-untyped-def]
+        """Deliver ``key`` as a terminal would (one Key event, no test-harness waits) and
+        return milliseconds until its effect is drawn."""
+        from textual import events
+
+        self.handled, self.drawn, self.want = False, None, want
+        t0 = time.perf_counter()
+        app.post_message(events.Key(key, key if len(key) == 1 else None))
+        while self.drawn is None:
+            if time.perf_counter() - t0 > timeout:
+                raise TimeoutError(f"{key} was not drawn within {timeout:g} s")
+            await asyncio.sleep(0.001)
+        self.want = None
+        return (self.drawn - t0) * 1000
+
+
 async def end(url: str) -> dict[str, float]:
-    """End pressed on the Active table: time until the last row of the set is selected and
-    drawn (the window read from the end of the index, not the whole set)."""
+    """End pressed on the Active table: time until the last row of the set is drawn, under
+    the cursor, with its session read (the window read from the end of the index, not the
+    whole set); then Home back to the head, and again."""
     from core import SessionStore
     from tui.app import build_app
     from tui.widgets.virtual_table import VirtualTable
 
+    clock = ScreenClock()
     store = SessionStore.from_url(url)
     app = build_app(store, read_only=True, sweep=False, feed=False)
+    ends: list[float] = []
     async with app.run_test(size=(160, 50)) as pilot:
         await _wait_rows(app, pilot)
         table = app.query_one("#active-table", VirtualTable)
-        total = table.window.total
-        t0 = time.perf_counter()
-        await pilot.press("end")
-        while not (table.window.selected is not None and table.window.cursor == total - 1
-                   and table.window.selected.session is not None):
-            if time.perf_counter() - t0 > 30:
-                raise TimeoutError("End did not reach the last row")
-            await asyncio.sleep(0.002)
-        await pilot.pause()  # drawn
-        took = (time.perf_counter() - t0) * 1000
+        await pilot.pause()
+        for _ in range(3):
+            last = table.window.total - 1
+            ends.append(await clock.press(app, "end", lambda t, last=last: t.window.cursor == last))
+            await pilot.pause()
+            await clock.press(app, "home", lambda t: t.window.cursor == 0)
+            await pilot.pause()
+        rows = table.window.total
         rss = _rss_mib()
     store.close()
-    return {"end_ms": took, "rows": total, "rss_mib": rss}
+    return {"end_ms": sorted(ends)[len(ends) // 2], "end_all_ms": ends, "rows": rows, "rss_mib": rss}  # type: ignore[dict-item]
+
+
+KEY_MIX = ("down", "down", "down", "pagedown", "down", "up", "pageup", "up", "end", "home")
+"""What an admin presses while reading the list: moves, pages, both ends, back to the head."""
+
+
+async def keys(url: str, seconds: float) -> dict[str, object]:
+    """Key-press to screen on the Active table while the parent runs a load generator
+    (started after ``READY``): a key of :data:`KEY_MIX` every 50–100 ms, each timed from its
+    delivery to the frame that draws its effect (:class:`ScreenClock`)."""
+    import random
+
+    from core import SessionStore
+    from tui.app import build_app
+    from tui.widgets.virtual_table import VirtualTable
+
+    clock = ScreenClock()
+    store = SessionStore.from_url(url)
+    app = build_app(store, read_only=True, sweep=False)
+    out: dict[str, list[float]] = {}
+    rng = random.Random(7)
+    async with app.run_test(size=(160, 50)) as pilot:
+        await _wait_rows(app, pilot)
+        app.query_one("#active-table", VirtualTable).focus()
+        await pilot.pause()
+        print("READY", flush=True)
+        await asyncio.sleep(0.5)
+        t_end = time.perf_counter() + seconds
+        i = 0
+        while time.perf_counter() < t_end:
+            key = KEY_MIX[i % len(KEY_MIX)]
+            i += 1
+            out.setdefault(key, []).append(await clock.press(app, key))
+            await asyncio.sleep(rng.uniform(0.05, 0.1))
+    store.close()
+    return {"latencies": out, "peak_rss_mib": _peak_rss_mib()}
 
 
 async def live(url: str, idle: float, load: float) -> dict[str, object]:
@@ -151,7 +237,7 @@ def run_paint(url: str, mode: str = "paint") -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("mode", choices=["paint", "live", "end"])
+    parser.add_argument("mode", choices=["paint", "live", "end", "keys"])
     parser.add_argument("url")
     parser.add_argument("--idle", type=float, default=3.0)
     parser.add_argument("--load", type=float, default=5.0)
@@ -160,6 +246,8 @@ def main() -> None:
         result = asyncio.run(paint(args.url))
     elif args.mode == "end":
         result = asyncio.run(end(args.url))
+    elif args.mode == "keys":
+        result = asyncio.run(keys(args.url, args.load))
     else:
         result = asyncio.run(live(args.url, args.idle, args.load))
     print(json.dumps(result), flush=True)

@@ -109,6 +109,7 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
         sec.headline.append((f"event → dashboard screen at {rate:,} logins/s",
                              f"p50 {percentile(dl, .5) * 1000:.0f} ms, p99 {p99:.0f} ms; CPU "
                              f"{res['load_cpu'] * 100:.0f}% of a core (idle {res['idle_cpu'] * 100:.1f}%)"))
+        _keys(url, rate, secs, sec, progress)
     else:
         sec.not_done.append("dashboard event-to-screen latency and CPU share: dashboard not measured in this "
                             "configuration")
@@ -118,3 +119,39 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
                    "run_test renders without a terminal, so a real terminal adds its write cost.")
     sec.tables.append(t)
     return sec
+
+
+def _keys(url: str, rate: int, secs: float, sec: Section, progress: Progress) -> None:
+    """Key-press to screen on the Active table while ``rate`` logins/s arrive."""
+    progress(f"live: dashboard key-press to screen, {rate} logins/s")
+    cmd = [sys.executable, "-m", "bench.dashboard_probe", "keys", url, "--load", str(secs)]
+    probe = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert probe.stdout is not None
+    line = probe.stdout.readline().strip()
+    if line != "READY":
+        probe.kill()
+        raise RuntimeError(f"dashboard keys probe did not start: {line or probe.stderr.read()[-200:]}")
+    gen = _loadgen(url, rate, secs + 1)
+    achieved = _achieved(gen)
+    out, err = probe.communicate(timeout=120)
+    if probe.returncode != 0:
+        raise RuntimeError(f"dashboard keys probe failed: {(err.strip().splitlines() or ['?'])[-1]}")
+    res = json.loads(out.strip().splitlines()[-1])
+    by_key: dict[str, list[float]] = res["latencies"]
+    every = [x for xs in by_key.values() for x in xs]
+    t = Table(f"5b. Key-press to screen on the Active table at {rate:,} logins/s ({achieved:,.0f}/s reached)",
+              ["key", "presses", "p50 (ms)", "p99 (ms)", "max (ms)"])
+    for key, xs in [*sorted(by_key.items()), ("all keys", every)]:
+        t.add(key, f"{len(xs):,}", f"{percentile(xs, .5):.1f}", f"{percentile(xs, .99):.1f}",
+              f"{max(xs, default=float('nan')):.1f}")
+    t.notes.append("Keys (bench/dashboard_probe.py KEY_MIX: moves, pages, End, Home) delivered one at a time "
+                   "as Key events, 50–100 ms apart, while the load generator logs in; each is timed from its "
+                   "delivery to the first frame that draws the row under the cursor with its session read "
+                   "(headless run_test, 160x50; a real terminal adds its write). The table follows the head "
+                   "at the start and holds once the cursor leaves it; End and Home read a new window.")
+    sec.tables.append(t)
+    p99 = percentile(every, .99)
+    sec.targets.append(Target(f"key-press to screen p99 at {rate:,} logins/s", f"{p99:.0f} ms", "< 100 ms",
+                              p99 < 100))
+    sec.headline.append((f"key-press to screen at {rate:,} logins/s",
+                         f"p50 {percentile(every, .5):.0f} ms, p99 {p99:.0f} ms ({len(every)} keys)"))

@@ -93,3 +93,45 @@ async def test_substring_filter_scans_in_the_background_and_esc_stops_it(make_st
         await pilot.press("slash", "end", "backspace", "enter")  # "SER0000": runs to the end
         await wait_for(pilot, lambda: not panel.scanning, timeout=20)
         assert len(panel.matches) == N and panel.progress.startswith(f"{N} matches")
+
+
+def styled_screen(app) -> str:  # type: ignore[no-untyped-def]
+    """The screen with its colours (the cursor's highlight included), as a terminal gets it."""
+    import io
+
+    from rich.console import Console
+
+    width, height = app.size
+    console = Console(width=width, height=height, file=io.StringIO(), force_terminal=True,
+                      color_system="truecolor", record=True, legacy_windows=False)
+    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
+    return console.export_text(styles=True)
+
+
+async def test_a_cursor_move_redraws_two_lines_and_the_screen_matches_a_full_redraw(
+        make_store, clock, monkeypatch) -> None:
+    store = filled(make_store, clock)
+    app = app_for(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        t = app.query_one("#active-table", VirtualTable)
+        await wait_for(pilot, lambda: t.row_count > 0 and t.window.total == N)
+        monkeypatch.setattr(app.panel_widget("active"), "refresh_data", lambda: None)  # no reads: keys alone
+        await pilot.pause()
+        drawn: list[int] = []
+        real = t.render_line
+
+        def counting(y: int):  # type: ignore[no-untyped-def]
+            drawn.append(y)
+            return real(y)
+
+        t.render_line = counting  # type: ignore[method-assign]
+        await pilot.press("j", "j", "j", "k")
+        await wait_for(pilot, lambda: t.window.cursor == 2 and t.window.mode == "hold")
+        moved = styled_screen(app)
+        assert drawn and set(drawn) <= {1, 2, 3, 4}  # only the lines the cursor left and reached
+        t.refresh()
+        await pilot.pause()
+        assert styled_screen(app) == moved  # nothing stale: what a full redraw draws
+        await pilot.press("pagedown")  # a scroll redraws the screenful
+        await wait_for(pilot, lambda: t.window.top > 0 and t.window.row(t.window.cursor) is not None)
+        assert t.window.cursor == 2 + t.body_height

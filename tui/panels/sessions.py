@@ -99,6 +99,7 @@ class SessionsPanel(Panel):
         self.descending = True
         self.note = ""
         self.reading = False
+        self.reading_generation = -1
         self.again = False
         self.scan_generation = 0
         self.scanning = False
@@ -126,11 +127,14 @@ class SessionsPanel(Panel):
     def refresh_data(self) -> None:
         if self.filter_text.strip():
             return  # a filtered view is a scan's result; it is read again when the query changes
-        if self.reading:
-            self.again = True
+        req = self.table.window.request()
+        if self.reading and req.generation == self.reading_generation:
+            self.again = True  # one read at a time for the same view: the next follows it
             return
-        self.reading = True
-        self.read_window(self.table.window.request(), self.order.key, self.descending)
+        # A jump (End, Home, a new order) does not wait for a read of the view it left:
+        # that answer is dropped when it comes (its generation is old).
+        self.reading, self.reading_generation = True, req.generation
+        self.read_window(req, self.order.key, self.descending)
 
     @work(thread=True, exclusive=True, group="window", exit_on_error=False)
     def read_window(self, req: Request, order: str, descending: bool) -> None:
@@ -252,7 +256,8 @@ class SessionsPanel(Panel):
     @on(Read)
     def _read(self, msg: Read) -> None:
         msg.stop()
-        self.reading = False
+        if msg.request is None or msg.request.generation == self.reading_generation:
+            self.reading = False
         if self.again:
             self.again = False
             self.call_later(self.refresh_data)

@@ -17,7 +17,7 @@ from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 from textual.binding import Binding, BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -93,6 +93,8 @@ class VirtualTable(ScrollView, can_focus=True):
         self.descending = True
         self._syncing = False
         self._natural: dict[str, int] = {}
+        self._measured: dict[str, object] = {}
+        """The session object each row was last measured with, by sid."""
         """Widest value seen per column (display cells)."""
         self._layout: tuple[tuple[object, ...], list[Column]] | None = None
 
@@ -117,9 +119,16 @@ class VirtualTable(ScrollView, can_focus=True):
         self.sync()
 
     def measure(self) -> None:
-        """Widen the columns' natural widths to the values of the rows held."""
+        """Widen the columns' natural widths to the values of the rows held (each session
+        read is measured once: a key press does not format every row held again)."""
         keys = [c.key for c in self.columns]
-        for row in self.window.rows.values():
+        rows = self.window.rows.values()
+        if len(self._measured) > 4 * len(rows) + 100:
+            self._measured = {}
+        for row in rows:
+            if row.session is not None and self._measured.get(row.sid) is row.session:
+                continue
+            self._measured[row.sid] = row.session
             for key, value in zip(keys, self.cells(row), strict=False):
                 width = cell_len(display(value, 200))
                 if width > self._natural.get(key, 0):
@@ -172,18 +181,33 @@ class VirtualTable(ScrollView, can_focus=True):
         self.post_message(self.Moved(self))
 
     # --- keys -----------------------------------------------------------------------------
-    def _moved(self) -> None:
-        self.sync()
+    def _moved(self, before: tuple[int, ...] | None = None) -> None:
+        """After the cursor moved: when the view did not scroll and no row moved (``before``:
+        top, size, generation, rows held and cursor as they were), only the two lines the
+        cursor left and reached are drawn again: a key costs two lines, not a screenful."""
+        w = self.window
+        if before is not None and before[:-1] == (w.top, w.size, w.generation, len(w.rows)):
+            width = self.scrollable_content_region.width
+            for pos in {before[-1], w.cursor}:
+                self.refresh(Region(0, pos - w.top + 1, width, 1))
+        else:
+            self.sync()
         self.post_message(self.Wanted(self))
         self.post_message(self.Moved(self))
 
+    def _where(self) -> tuple[int, ...]:
+        w = self.window
+        return w.top, w.size, w.generation, len(w.rows), w.cursor
+
     def action_move(self, delta: int) -> None:
+        before = self._where()
         self.window.move(delta)
-        self._moved()
+        self._moved(before)
 
     def action_page(self, direction: int) -> None:
+        before = self._where()
         self.window.move(direction * self.body_height)
-        self._moved()
+        self._moved(before)
 
     def action_home(self) -> None:
         self.window.follow()
