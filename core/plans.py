@@ -209,9 +209,10 @@ _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 def cache_summary(s: Session) -> dict[str, Any]:
     """What ``cache:session:<sid>`` holds (the Lua scripts write the same keys on change).
-    Empty profile fields and end reason are left out (a shorter string takes a smaller
-    allocation in Redis); readers take a missing one as empty."""
-    out: dict[str, Any] = {"sid": s.sid, "username": s.username, "app": s.app, "type": s.type, "ip": s.ip,
+    The id is the key's own suffix, and empty profile fields and end reason are left out:
+    a shorter string takes a smaller allocation in Redis; readers take a missing field as
+    empty."""
+    out: dict[str, Any] = {"username": s.username, "app": s.app, "type": s.type, "ip": s.ip,
                            "status": s.status, "login_time": s.login_time, "last_seen": s.last_seen,
                            "expires_at": s.expires_at}
     if s.email:

@@ -237,10 +237,10 @@ local function unless_empty(v)
 end
 
 -- The compact summary kept in cache:session:<sid>, from values already read (v[i] is
--- SUMMARY_FIELDS[i]). Empty profile fields and end reason are left out: a shorter string
--- falls into a smaller allocation (memory per session).
+-- SUMMARY_FIELDS[i]). The id is the key's suffix, and empty profile fields and end reason
+-- are left out: a shorter string falls into a smaller allocation (memory per session).
 local function summary(sid, v)
-  return cjson.encode({sid = sid, username = v[1] or '', app = v[2] or '', type = v[3] or '',
+  return cjson.encode({username = v[1] or '', app = v[2] or '', type = v[3] or '',
     ip = v[4] or '', status = v[5] or 'active', login_time = tonumber(v[6]),
     last_seen = tonumber(v[7]), expires_at = tonumber(v[8]), email = unless_empty(v[9]),
     department = unless_empty(v[10]), end_reason = unless_empty(v[11])})
