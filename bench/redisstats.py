@@ -23,6 +23,9 @@ class Cost:
     """Bytes the server wrote (replies)."""
     usec: Counter[str] = field(default_factory=Counter)
     """Server CPU microseconds per command (for EVALSHA: the whole script, inner calls included)."""
+    process_us: float = 0.0
+    """The server process's CPU time (``INFO cpu`` user + sys, microseconds): what commandstats
+    leaves out too, reading and parsing each request and writing its reply."""
 
     @property
     def total_commands(self) -> int:
@@ -33,7 +36,8 @@ class Cost:
         cmds.subtract(other.commands)
         usec = Counter(self.usec)
         usec.subtract(other.usec)
-        return Cost(+cmds, self.bytes_in - other.bytes_in, self.bytes_out - other.bytes_out, +usec)
+        return Cost(+cmds, self.bytes_in - other.bytes_in, self.bytes_out - other.bytes_out, +usec,
+                    self.process_us - other.process_us)
 
     def per(self, n: int) -> Cost:
         return Cost(Counter({k: v // n for k, v in self.commands.items()}), self.bytes_in // n,
@@ -46,6 +50,7 @@ class Cost:
 def _snapshot(admin: redis.Redis) -> Cost:
     stats = admin.info("stats")
     cmdstats = admin.info("commandstats")
+    cpu = admin.info("cpu")
     commands: Counter[str] = Counter()
     usec: Counter[str] = Counter()
     for name, data in cmdstats.items():
@@ -53,7 +58,9 @@ def _snapshot(admin: redis.Redis) -> Cost:
             cmd = name.removeprefix("cmdstat_")
             commands[cmd] += int(data["calls"])
             usec[cmd] += int(data["usec"])
-    return Cost(commands, int(stats["total_net_input_bytes"]), int(stats["total_net_output_bytes"]), usec)
+    process = (float(cpu["used_cpu_user"]) + float(cpu["used_cpu_sys"])) * 1e6
+    return Cost(commands, int(stats["total_net_input_bytes"]), int(stats["total_net_output_bytes"]), usec,
+                process)
 
 
 def measure(admin: redis.Redis, work: Callable[[], object]) -> Cost:
