@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from .tokens import short_id
@@ -251,12 +252,17 @@ def _max_expiry(login_time: float, pol: str | None) -> float | None:
     """A session's absolute end when its hash does not store one: ``login_time`` plus the
     absolute lifetime of the policy it was created under (``pol``: idle/absolute/retention
     seconds), to the millisecond as it would have been stored."""
-    if not pol:
-        return None
+    absolute = _absolute_of(pol) if pol else None
+    return None if absolute is None else round(login_time + absolute, 3)
+
+
+@lru_cache(maxsize=256)
+def _absolute_of(pol: str) -> int | None:
+    """The absolute lifetime in a ``pol`` field (few distinct values: cached)."""
     parts = pol.split("/")
     if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()) or len(parts[1]) > 12:
         return None
-    return round(login_time + int(parts[1]), 3)
+    return int(parts[1])
 
 
 def _all_text(data: dict[Any, Any]) -> bool:
