@@ -164,9 +164,10 @@ def sync_client(url: str, opts: ConnectOptions | None = None, *, cluster: bool |
         kwargs = {**_cluster_kwargs(opts), "connection_pool_class": redis.BlockingConnectionPool}
         try:
             return _from_url_cluster(redis.cluster.RedisCluster, url, kwargs)
-        except redis.exceptions.RedisClusterException as exc:
-            # the sync client maps the slots at once: no node answered
-            raise redis.exceptions.ConnectionError(f"no Redis Cluster node answered: {exc}") from None
+        except (redis.exceptions.RedisClusterException, *REDIS_ERRORS) as exc:
+            # the sync client maps the slots at once: no node answered as a cluster node
+            raise StoreUnavailable(f"no Redis Cluster answered at {redact_url(url)} "
+                                   f"({type(exc).__name__}; a single server? then not --cluster)") from None
     return redis.Redis(connection_pool=_from_url(redis.BlockingConnectionPool, url, opts))
 
 

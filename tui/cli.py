@@ -41,6 +41,7 @@ from core import (
     StoreUnavailable,
     redact_url,
 )
+from core.buckets import DEFAULT_BUCKETS, MAX_BUCKETS
 from core.display import display
 from core.display import to_json as display_json
 from core.overview import Flag
@@ -197,8 +198,14 @@ def connect_options(args: argparse.Namespace) -> ConnectOptions:
     return ConnectOptions(socket_timeout=timeout, connect_timeout=timeout)
 
 
+def store_options(args: argparse.Namespace) -> dict[str, Any]:
+    """What every command passes to ``SessionStore.from_url`` besides the URL."""
+    return {"prefix": args.prefix, "options": connect_options(args), "cluster": args.cluster,
+            "buckets": args.buckets}
+
+
 def open_store(args: argparse.Namespace) -> SessionStore:
-    return SessionStore.from_url(resolve_url(args), prefix=args.prefix, options=connect_options(args))
+    return SessionStore.from_url(resolve_url(args), **store_options(args))
 
 
 def actor() -> str:
@@ -213,7 +220,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     from .app import build_app  # Textual loads only for the dashboard
 
     url = resolve_url(args)
-    store = SessionStore.from_url(url, prefix=args.prefix, options=connect_options(args))
+    store = SessionStore.from_url(url, **store_options(args))
     try:
         label = redact_url(url) + (f" prefix={args.prefix}" if args.prefix else "")
         app = build_app(store, read_only=args.read_only, actor=actor(), refresh_interval=args.refresh,
@@ -249,7 +256,8 @@ def cmd_ssh_server(args: argparse.Namespace) -> int:
         authorized_keys=Path(args.authorized_keys), host_key=Path(args.host_key or default_host_key()),
         host=args.listen[0], port=args.listen[1], store_url=resolve_url(args),
         url=args.url if args.url is not None else os.environ.get("REDIS_URL") or DEFAULT_URL,
-        password_file=args.password_file, prefix=args.prefix, timeout=args.timeout, read_only=args.read_only,
+        password_file=args.password_file, prefix=args.prefix, cluster=args.cluster, buckets=args.buckets,
+        timeout=args.timeout, read_only=args.read_only,
         idle_timeout=args.idle_timeout, max_connections=args.max_connections,
         max_auth_failures=args.max_auth_failures)
     sshd.configure_logging()
@@ -279,7 +287,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         raise CliError("simulate writes made-up sessions: name the Redis with --url "
                        "(it never uses $REDIS_URL or the default)", EXIT_USAGE)
     url = resolve_url(args)
-    with SessionStore.from_url(url, prefix=args.prefix, options=connect_options(args)) as store:
+    with SessionStore.from_url(url, **store_options(args)) as store:
         store.ping()
         where = redact_url(url) + (f" prefix={args.prefix}" if args.prefix else "")
         limits = [f"{args.duration:g} s" if args.duration else "",
@@ -664,7 +672,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_health(args: argparse.Namespace) -> int:
     url = resolve_url(args)
-    with SessionStore.from_url(url, prefix=args.prefix, options=connect_options(args)) as store:
+    with SessionStore.from_url(url, **store_options(args)) as store:
         t0 = time.perf_counter()
         store.ping()
         rtt = (time.perf_counter() - t0) * 1000
@@ -910,6 +918,12 @@ def _common() -> argparse.ArgumentParser:
                    help="read the Redis password from the first line of FILE instead of the URL")
     g.add_argument("--prefix", default=s, metavar="PREFIX",
                    help="key prefix the app uses, e.g. 'myapp:' (default: none)")
+    g.add_argument("--cluster", default=s, action=argparse.BooleanOptionalAction,
+                   help="the URL names a Redis Cluster node: use the cluster client and the bucketed "
+                        "layout (default: asked of the server, INFO cluster; --no-cluster: one node)")
+    g.add_argument("--buckets", default=s, type=_int_between(1, MAX_BUCKETS), metavar="N",
+                   help=f"buckets of the bucketed layout (default on a cluster: {DEFAULT_BUCKETS}; "
+                        "fixed for a deployment's life: every writer and reader must use the same N)")
     g.add_argument("--timeout", default=s, type=_positive_float, metavar="SECONDS",
                    help="socket and connect timeout per Redis call (default: 2)")
     g.add_argument("--read-only", default=s, action="store_true",
@@ -918,7 +932,8 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
-DEFAULTS = {"url": None, "password_file": None, "prefix": "", "timeout": 2.0, "read_only": False}
+DEFAULTS = {"url": None, "password_file": None, "prefix": "", "timeout": 2.0, "read_only": False,
+            "cluster": None, "buckets": None}
 
 COMMANDS = {
     "watch": cmd_watch, "demo": cmd_demo, "simulate": cmd_simulate, "sessions": cmd_sessions,

@@ -53,6 +53,9 @@ class ServerConfig:
     """The URL the server writes audit events with (password resolved)."""
     password_file: str | None = None
     prefix: str = ""
+    cluster: bool | None = None
+    """``--cluster`` / ``--no-cluster`` (``None``: asked of the server)."""
+    buckets: int | None = None
     timeout: float = 2.0
     read_only: bool = False
     idle_timeout: float = 1800.0
@@ -111,6 +114,10 @@ class Hub:
             argv.append("--read-only")
         if cfg.prefix:
             argv += ["--prefix", cfg.prefix]
+        if cfg.cluster is not None:
+            argv.append("--cluster" if cfg.cluster else "--no-cluster")
+        if cfg.buckets is not None:
+            argv += ["--buckets", str(cfg.buckets)]
         if cfg.password_file:
             argv += ["--password-file", cfg.password_file]
         drop = {"REDIS_URL", "TERM", "COLUMNS", "LINES", "COLORTERM", ACTOR_ENV}
@@ -435,7 +442,8 @@ async def serve(config: ServerConfig, *, announce: Callable[[str], None] = print
     fingerprint = host_key.get_fingerprint("sha256")
     announce(f"host key {fingerprint} ({host_key.get_algorithm()}) "
              f"{'created in' if created else 'from'} {config.host_key}")
-    store = AsyncSessionStore.from_url(config.store_url, prefix=config.prefix,
+    store = AsyncSessionStore.from_url(config.store_url, prefix=config.prefix, cluster=config.cluster,
+                                       buckets=config.buckets,
                                        options=ConnectOptions(socket_timeout=config.timeout,
                                                               connect_timeout=config.timeout))
     hub = Hub(config, keys, store)
