@@ -57,11 +57,11 @@ for i = first, first + (count - 1) * stride, stride do
   redis.call('ZADD', G_LOGIN, login, sid)
   redis.call('ZADD', G_USER, 0, username .. '\0' .. sid)
   redis.call('ZADD', G_APPLEX, 0, app .. '\0' .. sid)
-  redis.call('ZADD', G_SEARCH, 0, 'u:' .. username, 0, 's:' .. sid, 0, 'a:' .. app .. '|' .. sid,
-    0, 'i:' .. ip .. '|' .. sid)
+  -- as login.lua: by id and address (user and app are found through the lex indexes above)
+  redis.call('ZADD', G_SEARCH, 0, 's:' .. sid, 0, 'i:' .. ip .. '|' .. sid)
   redis.call('SET', P_CACHE .. sid, cjson.encode({sid = sid, username = username, app = app, type = stype,
     ip = ip, status = 'active', login_time = login, last_seen = login, expires_at = exp,
-    email = username .. '@example.com', department = '', end_reason = ''}), 'EX', cache_ttl)
+    email = username .. '@example.com'}), 'EX', cache_ttl)
   by_app[app] = (by_app[app] or 0) + 1
   per_ip[#per_ip + 1] = 1; per_ip[#per_ip + 1] = ip -- every address is its own here: one session, one user
   pairs_args[#pairs_args + 1] = ip .. '|' .. username; pairs_args[#pairs_args + 1] = 1
