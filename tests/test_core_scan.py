@@ -94,3 +94,29 @@ def test_without_terms_the_plain_step_still_reads_fields(store: SessionStore, te
     step = store.scan_step("active", 0, fields=("username", "status"))
     assert step.rows == [(sid, {"username": "xavier", "status": "active"})] and not step.cursor
     assert parse(text).matches(sid, dict(step.rows[0][1]))
+
+
+def test_a_user_refused_the_script_gets_plain_steps(store: SessionStore, monkeypatch) -> None:
+    import redis.exceptions
+
+    from core import PermissionDenied
+    from tui.source import DataSource
+
+    sid = store.login("xavier", app="crm")[0].sid
+
+    def refuse(request):  # type: ignore[no-untyped-def]
+        raise redis.exceptions.NoPermissionError("this user has no permissions to run the 'fcall_ro' command")
+
+    monkeypatch.setattr(store, "_send_script", refuse)
+    fields, terms = parse("xav").scan_plan()
+    step = store.scan_step("active", 0, fields=fields, terms=terms)
+    assert [(s, got["username"], got["app"]) for s, got in step.rows] == [(sid, "xavier", "crm")]
+    assert step.scanned == -1 and step.met == 1  # the plain step: every session met came back
+
+    def unloadable(request):  # type: ignore[no-untyped-def]
+        raise PermissionDenied("no function library and this user may not load it")
+
+    monkeypatch.setattr(store, "_send_script", unloadable)
+    source = DataSource(store, perf_counter=lambda: 0.0)
+    assert [s for s, _ in source.scan_step("active", 0, count=200, fields=fields, terms=terms).rows] == [sid]
+    assert not source.server_match  # from now on, plain steps without asking again
