@@ -343,119 +343,192 @@ class _Subscriptions:
     """The bucketed feed's pub/sub: every bucket's shard channel (``SSUBSCRIBE``; on a
     cluster through redis-py's cluster pub/sub, one connection per master owning some),
     and keyspace ``expired`` hints, which are node-local: one subscription on every
-    master. :meth:`topology_changed` tells when the masters are no longer those."""
+    master. Those are hints, so a master lost (killed, failed over) drops only its own
+    subscription; :meth:`maintain`, on every heartbeat, subscribes on the masters there
+    are now (their confirmations make the reader catch up)."""
 
     def __init__(self, client: Any, state: BucketFeedState, keyspace: bool) -> None:
         self.client = client
         self.cluster = _is_cluster(client)
         self.keyspace = keyspace
-        self.pubsubs: list[Any] = []
-        self.sources: list[Source] = []
-        self.primaries: frozenset[str] = frozenset()
         self.state = state
+        self.shard: Any = None
+        self.get_shard: Source | None = None
+        self.per_node: dict[str, Any] = {}
+        """Keyspace subscriptions on a cluster, by master name (host:port)."""
+        self.lost = False
+        """A master's keyspace subscription failed: read the slot map again."""
 
-    def _add(self, pubsub: Any, get: Source) -> None:
-        self.pubsubs.append(pubsub)
-        self.sources.append(get)
+    def _masters_to_add(self) -> list[Any]:
+        nodes = self.client.get_primaries()
+        names = {n.name for n in nodes}
+        for name in [x for x in self.per_node if x not in names]:  # no longer a master
+            self._close_one(self.per_node.pop(name))
+        return [n for n in nodes if n.name not in self.per_node]
+
+    def _close_one(self, pubsub: Any) -> None:
+        with contextlib.suppress(Exception):
+            pubsub.close()
+
+    def _subscribe_masters(self) -> int:
+        added = 0
+        for node in self._masters_to_add():
+            ps = self.client.pubsub(node=node)
+            try:
+                ps.subscribe(self.state.keyspace_channel())
+            except REDIS_ERRORS:
+                self._close_one(ps)
+                self.lost = True
+                continue
+            self.per_node[node.name] = ps
+            added += 1
+        return added
 
     def open(self) -> None:
         st = self.state
         channels = st.shard_channels()
         expected = len(channels)
+        self.shard = self.client.pubsub()
         if self.cluster:
-            shard = self.client.pubsub()
-            self._add(shard, lambda t: shard.get_sharded_message(timeout=t))
+            shard = self.shard
+            self.get_shard = lambda t: shard.get_sharded_message(timeout=t)
             shard.ssubscribe(*channels)
             if self.keyspace:
-                nodes = self.client.get_primaries()
-                self.primaries = frozenset(n.name for n in nodes)
-                for node in nodes:
-                    ps = self.client.pubsub(node=node)
-                    self._add(ps, lambda t, ps=ps: ps.get_message(timeout=t))
-                    ps.subscribe(st.keyspace_channel())
-                    expected += 1
+                expected += self._subscribe_masters()
         else:
-            ps = self.client.pubsub()
-            self._add(ps, lambda t: ps.get_message(timeout=t))
-            ps.ssubscribe(*channels)
+            shard = self.shard
+            self.get_shard = lambda t: shard.get_message(timeout=t)
+            shard.ssubscribe(*channels)
             if self.keyspace:
-                ps.subscribe(st.keyspace_channel())
+                shard.subscribe(st.keyspace_channel())
                 expected += 1
         st.pending_subscribes = expected
 
     def get(self, timeout: float, wait: Callable[[float], Any]) -> list[dict[str, Any]]:
-        """Messages waiting now (or within ``timeout`` when there is one source)."""
-        if len(self.sources) == 1:
-            msg = self.sources[0](timeout)
+        """Messages waiting now (or within ``timeout`` when there is one connection)."""
+        assert self.get_shard is not None
+        if not self.per_node:
+            msg = self.get_shard(timeout)
             return [msg] if msg else []
         out: list[dict[str, Any]] = []
-        for source in self.sources:
-            for _ in range(256):
-                msg = source(0.0)
-                if not msg:
-                    break
-                out.append(msg)
+        for _ in range(256):
+            msg = self.get_shard(0.0)
+            if not msg:
+                break
+            out.append(msg)
+        for name, ps in list(self.per_node.items()):
+            try:
+                for _ in range(256):
+                    msg = ps.get_message(timeout=0.0)
+                    if not msg:
+                        break
+                    out.append(msg)
+            except REDIS_ERRORS:
+                self._close_one(self.per_node.pop(name))
+                self.lost = True
         if not out:
             wait(min(timeout, 0.05))
         return out
 
-    def topology_changed(self) -> bool:
-        return (self.cluster and self.keyspace
-                and frozenset(n.name for n in self.client.get_primaries()) != self.primaries)
+    def maintain(self) -> None:
+        """Every heartbeat on a cluster: subscribe to ``expired`` on masters not covered."""
+        if not (self.cluster and self.keyspace):
+            return
+        if self.lost:
+            self.lost = False
+            _refresh_topology(self.client)
+        self._subscribe_masters()
 
     def close(self) -> None:
-        for ps in self.pubsubs:
-            with contextlib.suppress(Exception):
-                ps.close()
+        for ps in [self.shard, *self.per_node.values()]:
+            if ps is not None:
+                self._close_one(ps)
+        self.per_node.clear()
 
 
 class _AsyncSubscriptions(_Subscriptions):
     """:class:`_Subscriptions` for asyncio clients."""
 
+    async def _aclose_one(self, pubsub: Any) -> None:
+        with contextlib.suppress(Exception):
+            await pubsub.aclose()
+
+    async def _asubscribe_masters(self) -> int:
+        nodes = self.client.get_primaries()
+        names = {n.name for n in nodes}
+        for name in [x for x in self.per_node if x not in names]:
+            await self._aclose_one(self.per_node.pop(name))
+        added = 0
+        for node in nodes:
+            if node.name in self.per_node:
+                continue
+            ps = self.client.pubsub(node=node)
+            try:
+                await ps.subscribe(self.state.keyspace_channel())
+            except REDIS_ERRORS:
+                await self._aclose_one(ps)
+                self.lost = True
+                continue
+            self.per_node[node.name] = ps
+            added += 1
+        return added
+
     async def aopen(self) -> None:
         st = self.state
         channels = st.shard_channels()
         expected = len(channels)
+        shard = self.shard = self.client.pubsub()
         if self.cluster:
-            shard = self.client.pubsub()
-            self._add(shard, lambda t: shard.get_sharded_message(timeout=t))
+            self.get_shard = lambda t: shard.get_sharded_message(timeout=t)
             await shard.ssubscribe(*channels)
             if self.keyspace:
-                nodes = self.client.get_primaries()
-                self.primaries = frozenset(n.name for n in nodes)
-                for node in nodes:
-                    ps = self.client.pubsub(node=node)
-                    self._add(ps, lambda t, ps=ps: ps.get_message(timeout=t))
-                    await ps.subscribe(st.keyspace_channel())
-                    expected += 1
+                expected += await self._asubscribe_masters()
         else:
-            ps = self.client.pubsub()
-            self._add(ps, lambda t: ps.get_message(timeout=t))
-            await ps.ssubscribe(*channels)
+            self.get_shard = lambda t: shard.get_message(timeout=t)
+            await shard.ssubscribe(*channels)
             if self.keyspace:
-                await ps.subscribe(st.keyspace_channel())
+                await shard.subscribe(st.keyspace_channel())
                 expected += 1
         st.pending_subscribes = expected
 
     async def aget(self, timeout: float) -> list[dict[str, Any]]:
-        if len(self.sources) == 1:
-            msg = await self.sources[0](timeout)
+        assert self.get_shard is not None
+        if not self.per_node:
+            msg = await self.get_shard(timeout)
             return [msg] if msg else []
         out: list[dict[str, Any]] = []
-        for source in self.sources:
-            for _ in range(256):
-                msg = await source(0.0)
-                if not msg:
-                    break
-                out.append(msg)
+        for _ in range(256):
+            msg = await self.get_shard(0.0)
+            if not msg:
+                break
+            out.append(msg)
+        for name, ps in list(self.per_node.items()):
+            try:
+                for _ in range(256):
+                    msg = await ps.get_message(timeout=0.0)
+                    if not msg:
+                        break
+                    out.append(msg)
+            except REDIS_ERRORS:
+                await self._aclose_one(self.per_node.pop(name))
+                self.lost = True
         if not out:
             await asyncio.sleep(min(timeout, 0.05))
         return out
 
+    async def amaintain(self) -> None:
+        if not (self.cluster and self.keyspace):
+            return
+        if self.lost:
+            self.lost = False
+            await _arefresh_topology(self.client)
+        await self._asubscribe_masters()
+
     async def aclose(self) -> None:
-        for ps in self.pubsubs:
-            with contextlib.suppress(Exception):
-                await ps.aclose()
+        for ps in [self.shard, *self.per_node.values()]:
+            if ps is not None:
+                await self._aclose_one(ps)
+        self.per_node.clear()
 
 
 def _refresh_topology(client: Any) -> None:
@@ -560,8 +633,7 @@ class EventFeed:
                         stale = st.stale(self._probe_store.event_heads())
                         if stale:
                             yield from self._catch_up_buckets(stale)
-                        if subs.topology_changed():
-                            break  # subscribe again on the masters there are now; catch up
+                        subs.maintain()  # expired hints from the masters there are now
             except (*REDIS_ERRORS, StoreError, TimeoutError, redis.exceptions.RedisClusterException) as exc:
                 if connected is not False:
                     connected = False
@@ -772,8 +844,7 @@ async def _afeed_buckets(store: AsyncSessionStore, *, heartbeat: float, backlog:
                         if stale:
                             for item in await catch_up(stale):
                                 yield item
-                        if subs.topology_changed():
-                            break  # subscribe again on the masters there are now; catch up
+                        await subs.amaintain()  # expired hints from the masters there are now
             except (*REDIS_ERRORS, StoreError, TimeoutError, redis.exceptions.RedisClusterException) as exc:
                 if connected is not False:
                     connected = False
