@@ -135,3 +135,34 @@ async def test_a_cursor_move_redraws_two_lines_and_the_screen_matches_a_full_red
         await pilot.press("pagedown")  # a scroll redraws the screenful
         await wait_for(pilot, lambda: t.window.top > 0 and t.window.row(t.window.cursor) is not None)
         assert t.window.cursor == 2 + t.body_height
+
+
+async def test_cache_panel_reaches_every_entry(make_store, clock) -> None:
+    """The Cache panel is a virtual table too: the last entry of the whole set is one key
+    away, and only the entries of the rows held are read."""
+    store = filled(make_store, clock)
+    store.client.delete(store.schema.cache(sid_of(N - 2)))  # an active session without an entry
+    app = app_for(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.press("4")
+        panel = app.panel_widget("cache")
+        t = panel.table
+        read: list[int] = []
+        real = app.source.cache_entries
+
+        def counted(sids):
+            read.append(len(sids))
+            return real(sids)
+
+        app.source.cache_entries = counted  # type: ignore[method-assign]
+        await wait_for(pilot, lambda: t.window.total == N and t.window.selected is not None)
+        assert t.window.selected.sid == sid_of(0)
+        await pilot.press("end")
+        await wait_for(pilot, lambda: t.window.selected is not None and t.window.selected.sid == sid_of(N - 1)
+                       and sid_of(N - 1) in panel.entries)
+        text = screen_text(app)
+        cells = dict(zip((c.key for c in panel.COLUMNS), panel.cells(t.window.selected), strict=True))
+        assert cells["status"] == "active" and cells["ttl"] not in ("…", "-", "gone")  # its entry, TTL left
+        assert sid_of(N - 1)[:8] in text and cells["ttl"] in text
+        assert "no cache entry" in text  # the one without an entry shows as such, in its place
+        assert t.row_count < 100 and read and max(read) < 100  # held rows only, never the set

@@ -1,76 +1,86 @@
-"""Cache entries (``cache:session:<sid>``): one page, newest activity first."""
+"""Cache entries (``cache:session:<sid>``) of the active sessions, newest activity first:
+a virtual table over the whole last-seen order like Active, so every entry is reachable.
+The rows come from the window reads of :class:`SessionsPanel`; each time they are read,
+the entries of the rows held (a few screenfuls) are read in one round trip."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from rich.text import Text
 from textual import on, work
-from textual.app import ComposeResult
-from textual.binding import Binding, BindingType
 from textual.message import Message
-from textual.widget import Widget
-from textual.widgets import Static
 
 from core import CacheEntry, StoreError
 
-from ..model import CACHE_COLUMNS, PAGE_SIZE, cache_row, clean
-from ..widgets.table import SessionTable
-from .base import FilterInput, Panel
+from ..model import cache_row, clean
+from ..widgets.virtual_table import Column
+from ..window import Row
+from .sessions import Order, SessionsPanel
 
 
-class CachePanel(Panel):
+@dataclass(frozen=True, slots=True)
+class Held:
+    entry: CacheEntry | None
+    read_at: float
+    """The store's clock when it was read: the TTL shown counts down from there."""
+
+
+class CachePanel(SessionsPanel):
     ID = "cache"
     TITLE = "Cache"
-    BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", id="view.filter"),
-    ]
+    FILTER_HINT = "/ filter by session: any text, or user: app: ip: sid: email: type:"
+    COLUMNS: ClassVar[Sequence[Column]] = (
+        Column("sid", "Session", 8), Column("user", "User", 16, grow=24), Column("app", "App", 10, grow=20),
+        Column("status", "Status", 8), Column("ttl", "TTL left", 8),
+        Column("summary", "Summary", 20, grow=200),
+    )
+    ORDERS: ClassVar[Sequence[Order]] = (Order("seen", "last seen", ""),)
 
     @dataclass
-    class Read(Message):
-        entries: list[CacheEntry]
+    class Entries(Message):
+        entries: dict[str, Held]
         error: str = ""
 
     def __init__(self, source, *, writable: bool) -> None:  # type: ignore[no-untyped-def]
         super().__init__(source, writable=writable)
-        self.entries: list[CacheEntry] = []
+        self.entries: dict[str, Held] = {}
 
-    def compose(self) -> ComposeResult:
-        yield FilterInput(placeholder="/ filter cache entries (any text)", id="cache-filter")
-        yield Static(id="cache-info", classes="info")
-        yield SessionTable(CACHE_COLUMNS, id="cache-table")
+    def cells(self, row: Row) -> Sequence[str]:
+        held = self.entries.get(row.sid)
+        s = row.session
+        user, app = (clean(s.username, 40), clean(s.app, 30)) if s is not None else ("", "")
+        if held is None:
+            return (clean(row.sid[:8], 8), user, app, "", "…", "")
+        if held.entry is None:
+            return (clean(row.sid[:8], 8), user, app, "", "-", "no cache entry")
+        e = held.entry
+        ttl = e.ttl if e.ttl is None or e.ttl < 0 else max(0.0, e.ttl - (self.source.clock() - held.read_at))
+        return tuple(cache_row(e.sid, e.summary, e.raw, ttl))
 
-    def main_widget(self) -> Widget:
-        return self.query_one(SessionTable)
-
-    def refresh_data(self) -> None:
-        self.read()
+    def rows_changed(self) -> None:
+        sids = [r.sid for r in self.table.window.rows.values()]
+        self.entries = {sid: h for sid, h in self.entries.items() if sid in set(sids)}
+        if sids:
+            self.read_entries(sids)
 
     @work(thread=True, exclusive=True, group="cache", exit_on_error=False)
-    def read(self) -> None:
+    def read_entries(self, sids: list[str]) -> None:
         try:
-            self.post_message(self.Read(self.source.cache_page(PAGE_SIZE)))
+            now = self.source.clock()
+            found = self.source.cache_entries(sids)
+            self.post_message(self.Entries({sid: Held(e, now) for sid, e in found.items()}))
         except StoreError as exc:
-            self.post_message(self.Read([], error=str(exc)))
+            self.post_message(self.Entries({}, error=str(exc)))
 
-    @on(Read)
-    def _read(self, msg: Read) -> None:
+    @on(Entries)
+    def _entries(self, msg: Entries) -> None:
         msg.stop()
-        if self.frozen or not self.is_attached:
+        if not self.is_attached:
             return
-        if not msg.error:
-            self.entries = msg.entries
-        self.show(msg.error)
-
-    def show(self, error: str = "") -> None:
-        needle = self.filter_text.strip().casefold()
-        rows = [(e.sid, cache_row(e.sid, e.summary, e.raw, e.ttl)) for e in self.entries]
-        if needle:
-            rows = [r for r in rows if needle in " ".join(r[1]).casefold()]
-        self.query_one(SessionTable).sync(rows)
-        text = f"{len(rows)} cache entries (newest activity first, one page of {PAGE_SIZE})"
-        self.query_one("#cache-info", Static).update(Text(clean(error, 100) if error else text))
-
-    def filter_changed(self) -> None:
-        self.show()
+        self.entries.update(msg.entries)
+        if msg.error:
+            self.note = f"cache entries: {msg.error}"
+            self.show_info()
+        self.table.sync()

@@ -223,6 +223,7 @@ class SessionsPanel(Panel):
         if msg.sessions:
             self.table.window.set_list([(s.sid, s.sid, s) for s in self.matches.values()])
             self.table.sync()
+            self.rows_changed()
         n = len(self.matches)
         if msg.error:
             self.progress = f"search failed: {msg.error}"
@@ -276,6 +277,10 @@ class SessionsPanel(Panel):
                 self.call_later(self.refresh_data)  # rows still missing around the view
         self.table.sync()
         self.show_info()
+        self.rows_changed()
+
+    def rows_changed(self) -> None:
+        """The rows held were read again (a window, or a filter's new matches)."""
 
     @on(VirtualTable.Wanted)
     def _wanted(self, msg: VirtualTable.Wanted) -> None:
