@@ -22,6 +22,7 @@ from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.screen import Screen
+from textual.theme import Theme
 from textual.timer import Timer
 from textual.widgets import Footer, TabbedContent, TabPane
 
@@ -44,6 +45,14 @@ from .screens.detail import Detail, DetailScreen
 from .screens.help import HelpScreen
 from .source import DataSource
 from .widgets.status import StatusBar
+
+THEME = Theme(
+    name="sessionwatch", dark=True, primary="#0178D4", secondary="#C678DD", error="#ba3c5b",
+    warning="#FFB000", accent="#F5C542", success="#4EBF71", foreground="#e0e0e0",
+)
+"""Textual's dark theme with amber instead of orange for warnings and accents: orange is
+drawn as bright red on a 16-colour terminal (the nearest of its colours), where only the
+real alarms (``$error``) may be red."""
 
 SESSION_KINDS = {"login", "logout", "admin_logout", "expired", "evicted", "replaced", "profile"}
 FEED_REFRESH = 0.5
@@ -125,6 +134,8 @@ class SessionWatchApp(App[None]):
                  refresh_interval: float = 2.0, target_label: str | None = None, feed: bool = True,
                  sweep: bool | None = None, rules: bool = True) -> None:
         super().__init__()
+        self.register_theme(THEME)
+        self.theme = THEME.name
         self.store = store
         self.read_only = read_only
         self.actor = actor or default_actor()

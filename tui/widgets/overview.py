@@ -28,8 +28,23 @@ from core.overview import Flag, Overview
 from ..charts import bar, minute_chart
 
 TOP = 8
-CHARTS = (("logins", "Logins", "green"), ("logouts", "Logouts by users", "blue"),
-          ("admin_logouts", "Logouts by admins", "magenta"), ("expiries", "Expiries", "yellow"))
+CHARTS = (("logins", "Logins", "success"), ("logouts", "Logouts by users", "primary"),
+          ("admin_logouts", "Logouts by admins", "secondary"), ("expiries", "Expiries", "warning"))
+"""Each chart's colour is a theme variable, never a named ANSI colour: Textual maps those
+through its own terminal palette (yellow becomes orange, then bright red on a 16-colour
+terminal), while theme colours keep their meaning in every colour system."""
+
+
+def theme_colours(app: object) -> dict[str, str]:
+    """The theme's colours as Rich colour names: ``#rrggbb``, or the terminal's own colour
+    name under an ANSI theme (``ansi_red`` is ``red`` to Rich)."""
+    out = {}
+    for name, value in app.get_css_variables().items():  # type: ignore[attr-defined]
+        if value.startswith("ansi_"):
+            out[name] = value.removeprefix("ansi_")
+        elif value.startswith("#"):
+            out[name] = value[:7]
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,8 +213,9 @@ class OverviewView(VerticalScroll):
         if ov.anonymous is not None:
             head.append(f" · {ov.anonymous:,} anonymous")
         head.append(f" · {ov.ended:,} ended · ")
+        colours = theme_colours(self.app)
         head.append(f"{len(flags)} flag{'s' if len(flags) != 1 else ''}",
-                    style="bold red" if flags else "green")
+                    style=f"bold {colours['error']}" if flags else colours["success"])
         head.append("  a: flags · enter: the sessions behind a row", style="dim")
         self.query_one("#ov-head", Static).update(head)
         self.query_one(FlagTable).sync(flags, ov.now)
@@ -217,7 +233,7 @@ class OverviewView(VerticalScroll):
             if i:
                 charts.append("\n")
             charts.append_text(minute_chart(f"{title} per minute", series.values, width=width, height=height,
-                                            first_minute=ov.first_minute, style=style))
+                                            first_minute=ov.first_minute, style=colours[style]))
         self.query_one("#ov-charts", Static).update(charts)
         tops = (("#ov-ip-sessions", ov.top_ip_sessions), ("#ov-ip-users", ov.top_ip_users),
                 ("#ov-user-sessions", ov.top_user_sessions), ("#ov-user-ips", ov.top_user_ips))
