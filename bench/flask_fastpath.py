@@ -3,10 +3,10 @@
 path saves per request, next to the bare route and Flask-Session measured alongside.
 
 ``python -m bench.flask_fastpath URL [--reps 15] [-n 200]`` (e.g. a Debian redis-server on
-a unix socket). The store without it sends every command through redis-py's
-``execute_command``, as the store did before. On a shared machine CPU time is the steadier
-figure (other load inflates wall time, and our CPU time less); min and p25 show the
-least disturbed blocks.
+a unix socket): first the store's calls alone, then whole requests. The store without it
+sends every command through redis-py's ``execute_command``, as the store did before. On
+a shared machine CPU time is the steadier figure (other load inflates wall time, and our
+CPU time less); min and p25 show the least disturbed blocks.
 """
 
 from __future__ import annotations
@@ -43,12 +43,48 @@ def _variants(url: str, path: str) -> dict[str, Callable[[], None]]:
     return out
 
 
+def store_calls(url: str, reps: int, n: int = 1000) -> None:
+    """The store's calls alone: one HGETALL, validate, save_data, with and without."""
+    fast = SessionStore.from_url(url)
+    slow = SessionStore.from_url(url)
+    slow._pooled = (slow.client, None)
+    session, token = fast.login("alice", app="bench", data={"hits": "1"})
+    key = fast.schema.session(session.sid)
+    ops: dict[str, Callable[[SessionStore], object]] = {
+        "HGETALL (store._call)": lambda st: st._call("HGETALL", key),
+        "validate": lambda st: st.validate(token),
+        "save_data": lambda st: st.save_data(session.sid, {"hits": "2"}),
+    }
+    cpu: dict[tuple[str, str], list[float]] = {(o, w): [] for o in ops for w in ("without", "with")}
+    for op in ops.values():
+        for st in (fast, slow):
+            for _ in range(300):
+                op(st)
+    for _ in range(reps):
+        for name, op in ops.items():
+            for which, st in (("without", slow), ("with", fast)):
+                started = time.process_time()
+                for _ in range(n):
+                    op(st)
+                cpu[(name, which)].append((time.process_time() - started) / n * 1e6)
+    print("| store call | client CPU µs without the fast path: min / median | with: min / median |")
+    print("|---|---|---|")
+    for name in ops:
+        a, b = sorted(cpu[(name, "without")]), sorted(cpu[(name, "with")])
+        print(f"| {name} | {a[0]:.0f} / {statistics.median(a):.0f} "
+              f"| {b[0]:.0f} / {statistics.median(b):.0f} |")
+    print()
+    fast.close()
+    slow.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.flask_fastpath", description=__doc__)
     parser.add_argument("url")
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("-n", type=int, default=200, help="requests per block")
     args = parser.parse_args()
+    store_calls(args.url, args.reps)
     print("| route | served by (fast path) | client CPU µs / request: min | p25 | median |")
     print("|---|---|---|---|---|")
     for path in ("/me", "/hit", "/stamp"):
