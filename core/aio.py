@@ -98,7 +98,9 @@ class AsyncSessionStore(StoreAPI):
             return await self._script_call(request, self.client)
         pipe = self.client.pipeline(transaction=False)
         queued = self._script_call(request, pipe)
-        if inspect.isawaitable(queued):  # EVALSHA's Script object queues asynchronously
+        # EVALSHA's Script object queues asynchronously (a coroutine); FCALL returns the
+        # pipeline itself, which must not be awaited (a cluster pipeline would start over)
+        if inspect.iscoroutine(queued):
             await queued
         # WAIT counts the replicas of the connection's own writes: on a cluster, the node
         # that holds the script's keys (the cluster pipeline sends both on its connection)

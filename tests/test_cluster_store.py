@@ -11,7 +11,7 @@ import pytest
 import redis
 import redis.cluster
 
-from core import AsyncSessionStore, Policy, SessionStore, StoreUnavailable
+from core import AsyncSessionStore, NotReplicated, Policy, SessionStore, StoreUnavailable
 from core.functions import library_name
 from core.overview import Flag
 from core.plans import Script
@@ -225,3 +225,14 @@ def test_the_cli_finds_the_cluster_and_takes_the_bucket_count(cluster_url: str, 
     assert session.sid[:8] not in capsys.readouterr().out
     assert main(["--url", cluster_url, "--buckets", "16", "sweep"]) == 0
     assert "ended 0 expired" in capsys.readouterr().out
+
+
+async def test_the_asyncio_store_waits_for_replicas_on_the_keys_node(cluster_url: str) -> None:
+    store = AsyncSessionStore.from_url(cluster_url, policy=Policy(replica_acks=1))
+    session, token = await store.login("erin", app="crm")  # one replica per master: confirmed
+    assert (await store.validate(token)).sid == session.sid
+    greedy = AsyncSessionStore.from_url(cluster_url, policy=Policy(replica_acks=2, replica_timeout_ms=100))
+    with pytest.raises(NotReplicated):
+        await greedy.login("erin", app="crm")
+    await store.close()
+    await greedy.close()
