@@ -271,3 +271,22 @@ def test_commands_per_screenful_do_not_grow_with_the_set(pair: Pair, monkeypatch
             row.append((counter.commands, counter.requests))
         costs.append(row)
     assert costs[0] == costs[1]
+
+
+def test_a_planted_key_of_another_type_in_one_bucket_is_read_around(
+        pair: Pair, monkeypatch: pytest.MonkeyPatch) -> None:
+    pair.feed(80, monkeypatch)
+    many = pair.bucketed
+    s = many.ctxs[3].schema
+    many.client.delete(s.idx_seen, s.idx_user, s.stats_app, s.flags)
+    many.client.set(s.idx_seen, "x")
+    many.client.set(s.idx_user, "x")
+    many.client.rpush(s.stats_app, "x")
+    many.client.set(s.flags, "x")
+    win = many.window("seen", descending=True, start=0, count=100)
+    anchor = win.members[10]
+    assert many.window("seen", descending=True, start=-5, count=20, anchor=anchor).anchor_rank == 10
+    assert many.window("user", descending=False, start=-20, count=20).total == len(
+        many.window("user", descending=False, start=0, count=100).members)
+    assert many.stats().active == 80 and many.flags() == []
+    assert many.overview().active == 80
