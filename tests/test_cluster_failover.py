@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+import redis.asyncio.cluster
 
-from core import NotReplicated, Policy
+from core import AsyncSessionStore, NotReplicated, Policy
 from tests.faults.cluster import ClusterGroup, missing_tools
 from tests.faults.cluster_load import FailoverOutcome, crash_a_master_under_load, make_store
 
@@ -81,3 +82,23 @@ def test_replica_acks_waits_on_the_shard_that_took_the_write(cluster: ClusterGro
         assert store.get(session.sid) is not None
     finally:
         store.close()
+
+
+async def test_async_replica_acks_waits_on_the_shard_that_took_the_write(cluster: ClusterGroup) -> None:
+    """The same through the asyncio store and redis-py's asyncio cluster client."""
+    seed = cluster.live()[0]
+    client = redis.asyncio.cluster.RedisCluster(host="127.0.0.1", port=seed.port, decode_responses=True)
+    store = AsyncSessionStore(client, buckets=16, policy=Policy(replica_acks=1, replica_timeout_ms=200))
+    try:
+        session, _ = await store.login("aprobe", app="crm")
+        key = store.buckets.schema(store.buckets.of_sid(session.sid)).session(session.sid)
+        replica = cluster.replica_of(cluster.master_for_key(key))
+        replica.pause()
+        try:
+            with pytest.raises(NotReplicated):
+                await store.login("aprobe", app="crm")
+        finally:
+            replica.resume()
+        assert await store.get(session.sid) is not None
+    finally:
+        await store.close()
