@@ -513,3 +513,20 @@ async def test_help_screen_footer_shows_its_own_keys(seeded) -> None:
         await wait_for(pilot, lambda: box.scroll_y > 0)  # the keys it names work
         await pilot.press("escape")
         assert not isinstance(app.screen, HelpScreen)
+
+
+async def test_a_filter_holds_at_most_the_cap_and_says_so(seeded, monkeypatch) -> None:
+    import tui.panels.sessions as sessions
+
+    monkeypatch.setattr(sessions, "FILTER_LIMIT", 3)
+    store, _ = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
+        panel = app.panel_widget("active")
+        await pilot.press("slash", *"example")  # every session's e-mail: 5 match
+        await wait_for(pilot, lambda: not panel.scanning and row_count(app, "active") == 3)
+        assert "first 3 matches only (the most a filter holds: narrow it)" in screen_text(app)
+        await pilot.press(*".org", *["backspace"] * 11, *"alice")  # two match: under the cap, no note
+        await wait_for(pilot, lambda: not panel.scanning and row_count(app, "active") == 2)
+        assert "2 matches · scanned" in screen_text(app) and "most a filter" not in screen_text(app)

@@ -224,18 +224,29 @@ class SessionsPanel(Panel):
             self.table.window.set_list([(s.sid, s.sid, s) for s in self.matches.values()])
             self.table.sync()
             self.rows_changed()
-        n = len(self.matches)
+        n = self.matches_text()
         if msg.error:
             self.progress = f"search failed: {msg.error}"
         elif msg.done:
-            self.progress = f"{n} matches · scanned {_short(msg.scanned)}"
+            self.progress = f"{n} · scanned {_short(msg.scanned)}"
         elif msg.total:
-            self.progress = (f"{n} matches so far · scanned {_short(msg.scanned)} of {_short(msg.total)}"
-                             " · esc stops")
+            self.progress = (f"{n}{'' if self.capped else ' so far'} · scanned {_short(msg.scanned)} of "
+                             f"{_short(msg.total)} · esc stops")
         if msg.done:
             self.scanning = False
             self.refresh_bindings()
         self.show_info()
+
+    @property
+    def capped(self) -> bool:
+        return len(self.matches) >= FILTER_LIMIT
+
+    def matches_text(self) -> str:
+        """How many matches the view holds, and when it is full, that it is."""
+        if self.capped:
+            cap = f"{FILTER_LIMIT:,}".replace(",", " ")
+            return f"first {cap} matches only (the most a filter holds: narrow it)"
+        return f"{len(self.matches)} matches"
 
     def stop_work(self) -> None:
         self.action_stop_scan()
@@ -245,7 +256,7 @@ class SessionsPanel(Panel):
             self.scan_generation += 1
             self.scanning = False
             self.workers.cancel_group(self, "scan")
-            self.progress = f"{len(self.matches)} matches · stopped (esc)"
+            self.progress = f"{self.matches_text()} · stopped (esc)"
             self.refresh_bindings()
             self.show_info()
 
