@@ -35,7 +35,7 @@ START = 1_800_000_000.0
 """The fixed clock's start (2027-01-15 08:00 UTC)."""
 SESSIONS, MINUTES, RATE = 60, 7.5, 5.0
 """The demo's starting population, then this many minutes of its traffic at its rate."""
-LABEL = "demo: embedded redis on 127.0.0.1:21084"
+LABEL = "demo 127.0.0.1:21084"
 
 
 class StepClock:

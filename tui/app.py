@@ -81,6 +81,8 @@ APP_BINDINGS: list[Binding] = [
 ]
 OWN_IDS = {"panel", "session", "view", "app", "table", "events"}
 EXTRA_HELP = [
+    ("s (user, app)", "These two orders compare bytes, as the lex indexes hold them: case-sensitive "
+                      "(A–Z before a–z, accented letters after z)"),
     ("tab / shift+tab", "Move focus (filter box, table)"),
     ("escape", "Leave the filter box; close a dialog"),
     ("y / n (in a dialog)", "Confirm / cancel (Cancel has the focus)"),

@@ -188,7 +188,7 @@ def start_backend(url: str | None = None, *, prefix: str = "", seed: int | None 
     server = directory = None
     if url is None:
         server, directory, urls = start_embedded(binary, acl=acl)
-        label = f"demo: embedded redis {server.version} on 127.0.0.1:{server.port}"
+        label = f"demo 127.0.0.1:{server.port}"  # the header names the version: at 80 columns it fits
     else:
         urls = {"app": url, "admin": url, "dashboard": url}
         label = f"demo: {redact_url(url)}"

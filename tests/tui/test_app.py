@@ -227,7 +227,7 @@ async def test_sort_cycles_columns_and_order(seeded) -> None:
             await pilot.press("s")
         assert app.panel_widget("active").order.key == "user"
         await wait_for(pilot, lambda: users_in(app, "active") == ["alice", "alice", "bob", "carol", "dave"])
-        assert "sort user ▲" in screen_text(app) and "User ▲" in screen_text(app)
+        assert "sort user (case-sensitive) ▲" in screen_text(app) and "User ▲" in screen_text(app)
         await pilot.press("S")
         await wait_for(pilot, lambda: users_in(app, "active") == ["dave", "carol", "bob", "alice", "alice"])
         await pilot.press("s")  # app, over the whole set too

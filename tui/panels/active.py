@@ -27,7 +27,8 @@ class ActivePanel(SessionsPanel):
     )
     ORDERS: ClassVar[Sequence[Order]] = (
         Order("seen", "last seen", "seen"), Order("login", "login time", "login"),
-        Order("expiry", "expiry", "expires"), Order("user", "user", "user"), Order("app", "app", "app"),
+        Order("expiry", "expiry", "expires"), Order("user", "user (case-sensitive)", "user"),
+        Order("app", "app (case-sensitive)", "app"),
     )
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("s", "sort", "Sort", id="view.sort"),
