@@ -83,4 +83,5 @@ class CachePanel(SessionsPanel):
         if msg.error:
             self.note = f"cache entries: {msg.error}"
             self.show_info()
+        self.table.remeasure()
         self.table.sync()

@@ -93,9 +93,9 @@ class VirtualTable(ScrollView, can_focus=True):
         self.descending = True
         self._syncing = False
         self._natural: dict[str, int] = {}
+        """Widest value seen per column (display cells)."""
         self._measured: dict[str, object] = {}
         """The session object each row was last measured with, by sid."""
-        """Widest value seen per column (display cells)."""
         self._layout: tuple[tuple[object, ...], list[Column]] | None = None
 
     @property
@@ -133,6 +133,11 @@ class VirtualTable(ScrollView, can_focus=True):
                 width = cell_len(display(value, 200))
                 if width > self._natural.get(key, 0):
                     self._natural[key] = width
+
+    def remeasure(self) -> None:
+        """Measure every row held again at the next sync (its cells changed while its session
+        did not, e.g. the Cache panel's entries arrived)."""
+        self._measured = {}
 
     def shown_columns(self) -> list[Column]:
         """The columns that fit whole in the width, in order (the rest are left out), each
