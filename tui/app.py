@@ -21,6 +21,7 @@ from textual import on, work
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.theme import Theme
 from textual.timer import Timer
@@ -310,7 +311,10 @@ class SessionWatchApp(App[None]):
         self._show_titles()
 
     def _show_titles(self) -> None:
-        tabs = self.main.query_one(TabbedContent)
+        try:
+            tabs = self.main.query_one(TabbedContent)
+        except NoMatches:  # shutting down
+            return
         for panel in self.panels:
             with contextlib.suppress(Exception):
                 tab = tabs.get_tab(panel.ID)
@@ -430,7 +434,11 @@ class SessionWatchApp(App[None]):
     def _show_status(self) -> None:
         if self.closing:
             return
-        self.main.query_one(StatusBar).show(self.model)
+        try:
+            bar = self.main.query_one(StatusBar)
+        except NoMatches:  # shutting down: the screen is still attached, its widgets are gone
+            return
+        bar.show(self.model)
         self._show_titles()
 
     # --- live feed ----------------------------------------------------------------------
