@@ -78,7 +78,8 @@ class StoreAPI:
         timeouts and retries (:class:`~core.connection.ConnectOptions`).
 
         A Redis Cluster is detected (``cluster_enabled:1``, asked once here; a server that
-        cannot be asked is taken for a single node) or forced with ``cluster=True``; it
+        cannot be asked, down or INFO denied, is taken for a single node) or forced with
+        ``cluster=True`` (what production should pass); it
         gets redis-py's cluster client and the bucketed layout, ``buckets`` of them
         (default 64, fixed for the deployment's life). ``buckets`` on a single node uses
         the bucketed layout there too (tests, benchmarks)."""

@@ -11,6 +11,15 @@ Lua bodies live in one place: each script becomes ``local function`` taking ``KE
 own library (function names carry it too, so old and new versions coexist during a
 rolling upgrade). Redis 6.2 (the embedded server's) has no functions: stores fall back
 to EVALSHA there.
+
+On Redis Cluster functions are the robust choice too: each primary holds its own copy,
+so the library is loaded on every primary (``install-functions``, or by a store whose
+user may, when a call finds it missing), and FUNCTION LOAD replicates to the replicas
+and persists with the data, so a promoted replica already has it. EVALSHA's script cache
+is neither replicated nor persisted: every failover or restart would answer NOSCRIPT
+until reloaded, and the app user would need EVALSHA (any Lua) again. A primary without
+the library (a new node, a flushed one) answers "Function not found": the store loads
+it on every primary (the others answer "already exists") and sends the call again.
 """
 
 from __future__ import annotations
