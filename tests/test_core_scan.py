@@ -120,3 +120,21 @@ def test_a_user_refused_the_script_gets_plain_steps(store: SessionStore, monkeyp
     source = DataSource(store, perf_counter=lambda: 0.0)
     assert [s for s, _ in source.scan_step("active", 0, count=200, fields=fields, terms=terms).rows] == [sid]
     assert not source.server_match  # from now on, plain steps without asking again
+
+
+def test_the_ended_set_is_walked_by_zscan_with_the_same_matching(store: SessionStore) -> None:
+    sids = {u: store.login(u, app=a, ip=ip)[0].sid for u, a, ip in PEOPLE}
+    for sid in list(sids.values())[::2]:
+        store.logout(sid)
+    for text in ("status:logout", "status:logout strasse", "crm", "10.9 é"):
+        query = parse(text)
+        fields, terms = query.scan_plan()
+        found: set[str] = set()
+        cursor: int | str = 0
+        steps = 0
+        while steps == 0 or cursor:
+            step = store.scan_step("ended", cursor, fields=fields, terms=terms)
+            cursor, steps = step.cursor, steps + 1
+            found |= {sid for sid, got in step.rows if query.matches(sid, got)}
+        ended = {u: sid for u, sid in list(sids.items())[::2]}
+        assert found == brute(store, ended, text), text
