@@ -64,10 +64,10 @@ class Commands:
 
 Request = Script | Commands
 
-RETRYABLE_SCRIPTS = frozenset({"validate"})
-"""Scripts safe to run twice (validate only slides the idle expiry). Other writes are
-never retried: one that timed out may have happened, and a second login would leave an
-orphan session."""
+RETRYABLE_SCRIPTS = frozenset({"validate", "scan_match"})
+"""Scripts safe to run twice (validate only slides the idle expiry; scan_match only
+reads). Other writes are never retried: one that timed out may have happened, and a
+second login would leave an orphan session."""
 
 
 def retryable(request: Request) -> bool:
