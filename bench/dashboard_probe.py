@@ -84,6 +84,10 @@ class ScreenClock:
         self.handled = False
         self.want: object = None
         self.drawn: float | None = None
+        self.drawn_cpu = 0.0
+        self.cpu: list[float] = []
+        """Event-loop thread CPU (ms) from each key's delivery to its frame: the app's own
+        work, apart from time the machine gave to other processes."""
         clock = self
         render, moved = VirtualTable.render_line, VirtualTable._moved
 
@@ -92,7 +96,7 @@ class ScreenClock:
             w = table.window
             if (clock.want is not None and clock.handled and clock.drawn is None and y == w.cursor - w.top + 1
                     and w.selected is not None and w.selected.session is not None and clock.want(table)):
-                clock.drawn = time.perf_counter()
+                clock.drawn, clock.drawn_cpu = time.perf_counter(), time.thread_time()
             return strip
 
         def _moved(table, *args):  # type: ignore[no-untyped-def]
@@ -108,13 +112,14 @@ class ScreenClock:
         from textual import events
 
         self.handled, self.drawn, self.want = False, None, want
-        t0 = time.perf_counter()
+        c0, t0 = time.thread_time(), time.perf_counter()
         app.post_message(events.Key(key, key if len(key) == 1 else None))
         while self.drawn is None:
             if time.perf_counter() - t0 > timeout:
                 raise TimeoutError(f"{key} was not drawn within {timeout:g} s")
             await asyncio.sleep(0.001)
         self.want = None
+        self.cpu.append((self.drawn_cpu - c0) * 1000)
         return (self.drawn - t0) * 1000
 
 
@@ -179,7 +184,7 @@ async def keys(url: str, seconds: float) -> dict[str, object]:
             out.setdefault(key, []).append(await clock.press(app, key))
             await asyncio.sleep(rng.uniform(0.05, 0.1))
     store.close()
-    return {"latencies": out, "peak_rss_mib": _peak_rss_mib()}
+    return {"latencies": out, "cpu_ms": clock.cpu, "peak_rss_mib": _peak_rss_mib()}
 
 
 async def live(url: str, idle: float, load: float) -> dict[str, object]:
