@@ -321,7 +321,7 @@ class StoreAPI:
         return self._run(plans.window(self.ctx, order, descending=descending, start=start, count=count,
                                       anchor=anchor, extra=extra))
 
-    def scan_step(self, which: str, cursor: int, *, count: int = 200,
+    def scan_step(self, which: str, cursor: int | str, *, count: int = 200,
                   fields: tuple[str, ...] = ("username",), terms: Any = None,
                   budget_us: int = plans.SCAN_BUDGET_US) -> Any:
         """One bounded step of a scan over the active or ended set (a :class:`~core.plans.ScanStep`);

@@ -52,7 +52,7 @@ class DataSource:
         return self.store.window(order, descending=descending, start=start, count=count, anchor=anchor,
                                  extra=extra)
 
-    def scan_step(self, which: str, cursor: int, *, count: int, fields: tuple[str, ...],
+    def scan_step(self, which: str, cursor: int | str, *, count: int, fields: tuple[str, ...],
                   terms: list[ScanTerm] | None = None) -> ScanStep:
         """One bounded step of a scan over the active or ended set. With ``terms`` the server
         matches (one script call per step); a user not allowed to run it (or to load the
