@@ -46,7 +46,8 @@ class Collector:
             if cond():
                 return
             time.sleep(0.05)
-        raise AssertionError(f"feed condition not met; got {self.items[-10:]}")
+        others = [x for x in self.items if not isinstance(x, Event)]
+        raise AssertionError(f"feed condition not met; got {self.items[-3:]}; not events: {others[-12:]}")
 
     def close(self) -> None:
         self.stop.set()
@@ -166,6 +167,12 @@ def test_feed_follows_a_master_failover_without_restarting(store: SessionStore,
     moved = [store.buckets.schema(b).session(f"gone{b}") for b in range(BUCKETS)
              if flushed_cluster.master_for_key(store.buckets.schema(b).events).port == standby.port]
     assert moved
+
+    def listening_on_the_promoted_master() -> bool:  # hints are fire-and-forget: wait for it
+        with redis.Redis(port=standby.port) as c:
+            return bool(c.pubsub_numsub("__keyevent@0__:expired")[0][1])
+
+    col.wait_for(listening_on_the_promoted_master)
     for key in moved:
         store.client.set(key, "x", px=50)
     col.wait_for(lambda: {x.key for x in col.items if isinstance(x, ExpiryHint)} >= set(moved))
