@@ -227,7 +227,7 @@ def test_run_opens_the_dashboard_then_stops_everything(monkeypatch: pytest.Monke
     real_start = demo.start_backend
     monkeypatch.setattr(demo, "start_backend", lambda *a, **kw: started.append(real_start(*a, **kw)) or started[-1])
     assert demo.run(rate=20.0, seed=3, sessions=10) == 0
-    assert seen["active"] >= 1 and seen["feed"] is True and seen["target_label"].startswith("demo: embedded")
+    assert seen["active"] >= 1 and seen["feed"] is True and seen["target_label"].startswith("demo 127.0.0.1:")
     [b] = started
     assert b.server is not None and process_gone(b.server.process.pid)
     assert "simulated" in capsys.readouterr().out
