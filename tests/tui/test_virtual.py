@@ -167,3 +167,20 @@ async def test_cache_panel_reaches_every_entry(make_store, clock) -> None:
         assert sid_of(N - 1)[:8] in text and cells["ttl"] in text
         assert "no cache entry" in text  # the one without an entry shows as such, in its place
         assert t.row_count < 100 and read and max(read) < 100  # held rows only, never the set
+
+
+async def test_filter_folds_case_beyond_ascii_through_the_server_step(make_store, clock) -> None:
+    store = make_store()
+    names = ["Émile", "STRASSE", "Straße", "emil", "bob"]
+    sids = {n: store.login(n, app="crm", ip="10.0.0.1")[0].sid for n in names}
+    app = app_for(store)
+    async with app.run_test(size=(120, 30)) as pilot:
+        panel = app.panel_widget("active")
+        await wait_for(pilot, lambda: panel.table.window.total == len(names))
+        await pilot.press("slash")
+        # Unicode case folding (ß is ss), no accent stripping (É is not E)
+        for text, want in (("ÉMILE", {"Émile"}), ("strasse", {"STRASSE", "Straße"}), ("EMI", {"emil"})):
+            app.query_one("#active-filter").value = text
+            await wait_for(pilot, lambda want=want: not panel.scanning
+                           and set(panel.matches) == {sids[n] for n in want})
+            assert panel.table.window.total == len(want)
