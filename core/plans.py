@@ -690,7 +690,7 @@ def scan_step(ctx: Context, which: str, cursor: int | str, *, count: int = 200,
                 raise
             cursor = 0
         else:
-            return _scan_reply(reply, fields, free, asked)
+            return _scan_reply(reply, fields, free, asked, lex=walk == "lex")
     if isinstance(cursor, str):
         cursor = 0
     replies = yield Commands([("ZSCAN", key, cursor, "COUNT", count), ("ZCARD", key)])
@@ -713,8 +713,10 @@ def functions_refused(exc: BaseException) -> bool:
     return any(f"'{c}'" in text or f" {c} " in text for c in ("fcall_ro", "fcall", "evalsha", "eval"))
 
 
-def _scan_reply(reply: Any, fields: tuple[str, ...], free: str | None, asked: tuple[str, ...]) -> ScanStep:
-    """``scan_match``'s reply as a :class:`ScanStep` (a malformed reply ends the scan)."""
+def _scan_reply(reply: Any, fields: tuple[str, ...], free: str | None, asked: tuple[str, ...], *,
+                lex: bool) -> ScanStep:
+    """``scan_match``'s reply as a :class:`ScanStep` (a malformed reply ends the scan). A lex
+    walk's cursor is the last member met, whatever it looks like (``""``: done)."""
     if not isinstance(reply, list) or len(reply) < 4 or not isinstance(reply[3], list):
         return ScanStep(0, 0, [], 0)
     flat, width = reply[3], len(asked) + 2
@@ -725,8 +727,8 @@ def _scan_reply(reply: Any, fields: tuple[str, ...], free: str | None, asked: tu
             got[free] = flat[i + 1]
         rows.append((str(flat[i]), {f: got.get(f) for f in fields}))
     nxt = reply[0]
-    return ScanStep(nxt if isinstance(nxt, str) and not nxt.isdigit() else _int(nxt), _int(reply[1]), rows,
-                    max(0, _int(reply[2])))
+    cursor: int | str = (nxt if isinstance(nxt, str) else "") if lex else _int(nxt)
+    return ScanStep(cursor, _int(reply[1]), rows, max(0, _int(reply[2])))
 
 
 def sessions_by_id(ctx: Context, sids: list[str]) -> Plan:

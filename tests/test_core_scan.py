@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from core import SessionStore
-from core.plans import FOLD_LEADS
+from core.plans import FOLD_LEADS, SCAN_BATCH
 from tui.query import parse
 
 pytestmark = pytest.mark.usefixtures("classic_layout_only")
@@ -138,3 +138,11 @@ def test_the_ended_set_is_walked_by_zscan_with_the_same_matching(store: SessionS
             found |= {sid for sid, got in step.rows if query.matches(sid, got)}
         ended = {u: sid for u, sid in list(sids.items())[::2]}
         assert found == brute(store, ended, text), text
+
+
+def test_a_member_that_looks_like_a_number_does_not_end_the_walk(store: SessionStore) -> None:
+    planted = {f"!{i:02d}": 0 for i in range(SCAN_BATCH - 1)} | {"0": 0}  # a first batch that ends at "0"
+    store.client.zadd(store.schema.idx_user, planted)
+    keep = store.login("zed", app="crm")[0].sid
+    found, steps, met = scan_all(store, "zed", budget_us=1)
+    assert found == {keep} and met == SCAN_BATCH + 1 and steps == 2
