@@ -468,8 +468,8 @@ class StoreAPI:
 
     def bulk_preflight(self) -> Any:
         """Raise :class:`PermissionDenied` if this ACL user may not restore or index sessions.
-        (On a cluster client there is no preflight: it queues keys of several slots after
-        MULTI; the first batch's script is the check there.)"""
+        (On a cluster client there is no preflight: it queues commands after MULTI, which
+        the cluster client's pipeline cannot route; the first batch's script is the check.)"""
         if self.is_cluster:
             return _done_sync_or_async(self, True)
         return self._run(plans.bulk_preflight(self.ctx))
