@@ -29,9 +29,22 @@ key prefix is honoured) and to its event channel:
 Everyone: the ``default`` user is off. Note that SCAN lists key names regardless of key
 patterns, which is why a raw token never appears in a key name (only its derived id).
 
+Redis Cluster (``--cluster``, ``cluster=True``): the same three users for the bucketed
+layout (core/buckets.py). Keys ``<prefix>{sw*}<classic name>`` (ACL globs treat ``{`` and
+``}`` literally, so one pattern per name covers every bucket and any bucket count; the
+single-node names are not granted), every bucket's channel ``<prefix>{sw*}event:live`` by
+SPUBLISH (writers, from inside the scripts; no classic PUBLISH) and SSUBSCRIBE (readers),
+the ``expired`` events by SUBSCRIBE on every master, and what redis-py's cluster client
+sends of its own: CLUSTER SLOTS, COMMAND and ASKING (no other CLUSTER subcommand). ACLs
+are per node and not replicated: every node, replicas included, needs the users (the file
+via ``aclfile`` and ``ACL LOAD``, or ``python -m core.acl setuser --cluster`` into
+``redis-cli`` on each node), and a node added later needs them before it serves. The
+app user may not run INFO (cluster detection asks it), so connect with ``--cluster``.
+
 Passwords come from the environment (``SESSIONWATCH_<ROLE>_PASSWORD``) or from a file
 named by ``SESSIONWATCH_<ROLE>_PASSWORD_FILE``; the ACL file stores only their SHA-256.
-``python -m core.acl write PATH`` writes the ACL file that ``redis.conf`` loads.
+``python -m core.acl write PATH`` writes the ACL file that ``redis.conf`` loads;
+``python -m core.acl setuser`` prints the same users as ``ACL SETUSER`` commands.
 """
 
 from __future__ import annotations
@@ -106,9 +119,16 @@ def _glob_escape(text: str) -> str:
     return _GLOB.sub(r"\\\1", text)
 
 
-def key_patterns(schema: Schema) -> list[str]:
-    """Glob patterns covering every key sessionwatch reads or writes, and nothing else."""
-    esc = Schema(_glob_escape(schema.prefix))
+BUCKET_TAG_GLOB = "{sw*}"
+"""Every bucket's hash tag (:func:`core.buckets.bucket_tag`: ``{sw<bucket>-<n>}``) as an ACL
+glob: ``{`` and ``}`` are literal there, so one pattern per key name covers any bucket
+count (a pattern per bucket would make Redis try hundreds of globs on every key)."""
+
+
+def key_patterns(schema: Schema, *, cluster: bool = False) -> list[str]:
+    """Glob patterns covering every key sessionwatch reads or writes, and nothing else.
+    ``cluster``: the bucketed layout's names (``<prefix>{sw…}<classic name>``) instead."""
+    esc = Schema(_glob_escape(schema.prefix) + (BUCKET_TAG_GLOB if cluster else ""))
     return [
         esc.session("*"), esc.cache("*"), esc.user_sessions("*"), esc.user_active("*"),
         esc.events, esc.event_seq, esc.idx_expiry, esc.idx_seen, esc.idx_login, esc.idx_user, esc.idx_app,
@@ -119,14 +139,24 @@ def key_patterns(schema: Schema) -> list[str]:
     ]
 
 
-def channels(role: Role, schema: Schema, db: int = 0) -> list[str]:
+def channels(role: Role, schema: Schema, db: int = 0, *, cluster: bool = False) -> list[str]:
+    """The event channel (on a cluster every bucket's, sent by SPUBLISH and heard by
+    SSUBSCRIBE) and, for readers, the ``expired`` keyspace events (every master's own)."""
     out = []
     if role.publish or role.subscribe:
-        out.append(_glob_escape(schema.channel))
+        out.append(Schema(_glob_escape(schema.prefix) + (BUCKET_TAG_GLOB if cluster else "")).channel)
     if role.subscribe:
         out.append(_glob_escape(Schema.expired_channel(db)))
     return out
 
+
+CLUSTER_COMMANDS = ("cluster|slots", "command", "asking")
+"""What redis-py's cluster client sends besides the data commands (checked on a loopback
+cluster by tests/test_security_acl_cluster.py): CLUSTER SLOTS to map slots to nodes, at
+start and after a MOVED or a failover; COMMAND (the command table, to find each command's
+keys) at start; ASKING before following an ASK redirect (a slot being migrated). Not
+READONLY: sessionwatch never reads from replicas. COMMAND's subcommands (DOCS, INFO,
+GETKEYS, COUNT, LIST) come with it: Redis grants a container command whole."""
 
 FUNCTION_COMMANDS = ("fcall", "fcall_ro")
 """How the app and admin run the scripts on Redis 7: the function library only."""
@@ -137,9 +167,13 @@ EVAL_COMMANDS = ("evalsha", "script|load")
 within its rights. Never EVAL, SCRIPT FLUSH/KILL, FUNCTION DELETE/FLUSH/RESTORE."""
 
 
-def commands(role: Role, *, functions: bool = True) -> list[str]:
+def commands(role: Role, *, functions: bool = True, cluster: bool = False) -> list[str]:
     """The commands ``role`` may run, sorted (its keys and channels restrict them further).
-    ``functions``: Redis 7+, scripts through the function library; else EVALSHA (6.2)."""
+    ``functions``: Redis 7+, scripts through the function library; else EVALSHA (6.2).
+    ``cluster``: the bucketed layout on Redis Cluster (SPUBLISH, SSUBSCRIBE, the cluster
+    client's own commands; no classic PUBLISH)."""
+    if cluster and not functions:
+        raise InvalidInput("redis version", "Redis Cluster needs Redis 7 (sharded pub/sub)")
     granted = set(READ_COMMANDS) | set(CONNECTION_COMMANDS)
     for name in role.scripts:
         granted |= script_commands(name)
@@ -155,6 +189,11 @@ def commands(role: Role, *, functions: bool = True) -> list[str]:
         granted |= {"subscribe", "unsubscribe", "punsubscribe"}
     if role.info:
         granted.add("info")
+    if cluster:
+        granted |= set(CLUSTER_COMMANDS)
+        if role.subscribe:
+            granted |= {"ssubscribe", "sunsubscribe"}
+        granted.discard("publish")  # the bucketed scripts publish with SPUBLISH only
     if not role.publish or not functions:  # Redis 6.2 knows no SPUBLISH (bucketed layout only)
         granted.discard("spublish")
     if not role.publish:
@@ -163,14 +202,15 @@ def commands(role: Role, *, functions: bool = True) -> list[str]:
 
 
 def rules(role: str | Role, schema: Schema | None = None, db: int = 0, *,
-          functions: bool = True) -> list[str]:
-    """ACL rules for ``role``, without any password (``ACL SETUSER <user> on <rules>``)."""
+          functions: bool = True, cluster: bool = False) -> list[str]:
+    """ACL rules for ``role``, without any password (``ACL SETUSER <user> on <rules>``).
+    ``cluster``: for the bucketed layout on Redis Cluster (its keys, channels, commands)."""
     r = ROLES[role] if isinstance(role, str) else role
     schema = schema or Schema()
     out = ["reset", "on", "resetkeys", "resetchannels", "-@all"]
-    out += [f"~{p}" for p in key_patterns(schema)]
-    out += [f"&{c}" for c in channels(r, schema, db)]
-    out += [f"+{c}" for c in commands(r, functions=functions)]
+    out += [f"~{p}" for p in key_patterns(schema, cluster=cluster)]
+    out += [f"&{c}" for c in channels(r, schema, db, cluster=cluster)]
+    out += [f"+{c}" for c in commands(r, functions=functions, cluster=cluster)]
     return out
 
 
@@ -179,22 +219,23 @@ def password_hash(password: str) -> str:
 
 
 def acl_line(role: str, password: str, schema: Schema | None = None, db: int = 0, *,
-             functions: bool = True) -> str:
+             functions: bool = True, cluster: bool = False) -> str:
     """One ``user`` line for an ACL file; stores only the password's SHA-256."""
     _check_password(role, password)
-    granted = rules(role, schema, db, functions=functions)  # "reset on" first: the hash goes after
+    # "reset on" come first: the hash goes after them
+    granted = rules(role, schema, db, functions=functions, cluster=cluster)
     return " ".join(["user", ROLES[role].user, *granted[:2], f"#{password_hash(password)}", *granted[2:]])
 
 
 def render_acl_file(passwords: Mapping[str, str], schema: Schema | None = None, db: int = 0, *,
-                    functions: bool = True) -> str:
+                    functions: bool = True, cluster: bool = False) -> str:
     """The ACL file: ``default`` off, then one line per role that has a password.
     ``functions=False`` for Redis 6.2, which knows no FCALL (scripts by EVALSHA)."""
     # ACL files allow no comments: what this file is, is said in redis.conf.
     lines = ["user default off resetpass resetkeys resetchannels -@all"]
     for role in ROLES:
         if role in passwords:
-            lines.append(acl_line(role, passwords[role], schema, db, functions=functions))
+            lines.append(acl_line(role, passwords[role], schema, db, functions=functions, cluster=cluster))
     return "\n".join(lines) + "\n"
 
 
@@ -234,13 +275,14 @@ def generate_passwords() -> dict[str, str]:
 
 
 def provision(directory: str | os.PathLike[str], passwords: Mapping[str, str] | None = None, *,
-              schema: Schema | None = None, db: int = 0, functions: bool = True) -> dict[str, str]:
+              schema: Schema | None = None, db: int = 0, functions: bool = True,
+              cluster: bool = False) -> dict[str, str]:
     """Write ``sessionwatch-users.acl`` into ``directory`` (mode 0600) and return the
     passwords used: ``passwords`` if given, else random ones (for an embedded server).
-    ``functions=False`` for a Redis 6.2 server."""
+    ``functions=False`` for a Redis 6.2 server; ``cluster=True`` for a Redis Cluster node."""
     chosen = dict(passwords) if passwords is not None else generate_passwords()
     path = Path(directory) / ACL_FILE_NAME
-    text = render_acl_file(chosen, schema, db, functions=functions)
+    text = render_acl_file(chosen, schema, db, functions=functions, cluster=cluster)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -255,24 +297,54 @@ def url_for(base_url: str, role: str, password: str) -> str:
     return urllib.parse.urlunsplit((parts.scheme, f"{creds}@{host}", parts.path, parts.query, ""))
 
 
+def setuser_commands(passwords: Mapping[str, str], schema: Schema | None = None, db: int = 0, *,
+                     functions: bool = True, cluster: bool = False) -> list[list[str]]:
+    """The ACL file as ``ACL SETUSER`` commands, for a running server or every node of a
+    cluster (ACLs are per node and not replicated). ``default`` is turned off last, so a
+    session opened as ``default`` to send them is not cut off halfway."""
+    lines = render_acl_file(passwords, schema, db, functions=functions, cluster=cluster).splitlines()
+    users = [["ACL", "SETUSER", *line.split()[1:]] for line in lines]
+    return [*users[1:], users[0]]
+
+
+CLUSTER_HELP = """On Redis Cluster (--cluster): ACL users are per node and not replicated, so every
+node, replicas included, needs them: put the file written by 'write --cluster' in every
+node's dir (redis.conf: aclfile) and run ACL LOAD on each, or pipe 'setuser --cluster' into
+redis-cli for each node (then ACL SAVE where an aclfile is set). Connect with --cluster /
+cluster=True: these users may not run INFO, so cluster detection cannot ask."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m core.acl", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m core.acl", description=__doc__.split("\n\n")[0],
+                                     epilog=CLUSTER_HELP)
     sub = parser.add_subparsers(dest="cmd", required=True)
-    w = sub.add_parser("write", help="write the ACL file from SESSIONWATCH_<ROLE>_PASSWORD[_FILE]")
+    w = sub.add_parser("write", help="write the ACL file from SESSIONWATCH_<ROLE>_PASSWORD[_FILE]",
+                       epilog=CLUSTER_HELP)
     w.add_argument("path")
     s = sub.add_parser("show", help="print each user's rules (no passwords)")
-    for p in (w, s):
+    u = sub.add_parser("setuser", help="print the ACL file as ACL SETUSER commands for redis-cli "
+                                       "(password hashes only), from SESSIONWATCH_<ROLE>_PASSWORD[_FILE]",
+                       epilog=CLUSTER_HELP)
+    for p in (w, s, u):
         p.add_argument("--prefix", default="", help="key prefix the apps use")
         p.add_argument("--db", type=int, default=0, help="database number (for the expired-events channel)")
         p.add_argument("--redis-version", choices=("7", "6.2"), default="7",
                        help="7 (default): scripts only through the function library (FCALL); "
                             "6.2: by EVALSHA, which lets app and admin run any Lua within their rights")
+        p.add_argument("--cluster", action="store_true",
+                       help="Redis Cluster: the bucketed layout's keys ({sw...} hash tags, any bucket "
+                            "count), SPUBLISH/SSUBSCRIBE on every bucket's channel, CLUSTER SLOTS and "
+                            "COMMAND for redis-py's cluster client (Redis 7 only)")
     args = parser.parse_args(argv)
     schema = Schema(args.prefix)
     fn = args.redis_version == "7"
+    if args.cluster and not fn:
+        print("error: --cluster needs --redis-version 7 (sharded pub/sub)", file=sys.stderr)
+        return 2
     if args.cmd == "show":
         for role, r in ROLES.items():
-            print(f"{r.user} ({role}): {' '.join(rules(role, schema, args.db, functions=fn))}")
+            granted = rules(role, schema, args.db, functions=fn, cluster=args.cluster)
+            print(f"{r.user} ({role}): {' '.join(granted)}")
         return 0
     try:
         found = {role: pw for role in ROLES if (pw := password_from_env(role))}
@@ -280,7 +352,11 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             print(f"error: set {', '.join(missing)} (or the *_FILE variants)", file=sys.stderr)
             return 2
-        text = render_acl_file(found, schema, args.db, functions=fn)
+        if args.cmd == "setuser":
+            for cmd in setuser_commands(found, schema, args.db, functions=fn, cluster=args.cluster):
+                print(" ".join(cmd))
+            return 0
+        text = render_acl_file(found, schema, args.db, functions=fn, cluster=args.cluster)
         fd = os.open(args.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
