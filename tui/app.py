@@ -186,7 +186,9 @@ class SessionWatchApp(App[None]):
             return "redis"
         where = t.get("path") or f"{t.get('host')}:{t.get('port')}"
         user = f"{t['username']}@" if t.get("username") else ""
-        prefix = self.store.schema.prefix if hasattr(self.store.schema, "prefix") else ""
+        buckets = getattr(self.store, "buckets", None)
+        # The bucketed layout's schemas carry a hash tag; the label shows the prefix chosen.
+        prefix = buckets.prefix if buckets is not None else getattr(self.store.schema, "prefix", "")
         return f"{user}{where}/{t.get('db', 0)}" + (f" prefix={prefix}" if prefix else "")
 
     # --- layout -------------------------------------------------------------------------

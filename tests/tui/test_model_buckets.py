@@ -61,3 +61,15 @@ def test_header_names_the_topology_in_place_of_the_seed_address() -> None:
     assert "cluster 3 masters · 2 replicas · 1 down" in line and "127.0.0.1:7000" not in line
     model.topology = "sentinel mymaster master 127.0.0.1:6380\x1b[2J"
     assert "\x1b" not in model.status_line()  # Redis-derived text goes through the display path
+
+
+def test_header_names_the_chosen_prefix_not_a_buckets_hash_tag() -> None:
+    import fakeredis
+
+    from core import SessionStore
+    from tui.app import build_app
+
+    store = SessionStore(fakeredis.FakeRedis(decode_responses=True), prefix="app1:", buckets=8)
+    app = build_app(store, feed=False, rules=False)  # type: ignore[arg-type]
+    label = app._describe_target()
+    assert label.endswith(" prefix=app1:") and "{" not in label
