@@ -203,7 +203,7 @@ def _scan_once(admin: redis.Redis, store: SessionStore, text: str) -> dict[str, 
     while steps == 0 or cursor:
         t = time.perf_counter()
         step = store.scan_step("active", cursor, fields=fields, terms=terms)
-        hits = [sid for sid, got in step.rows if query.matches(sid, got)]
+        hits = [*step.matched, *(sid for sid, got in step.rows if query.matches(sid, got))]
         keep = hits[:max(0, FILTER_LIMIT - held)]
         if keep:
             store.sessions_by_id(keep)
@@ -212,7 +212,7 @@ def _scan_once(admin: redis.Redis, store: SessionStore, text: str) -> dict[str, 
                 first = time.perf_counter() - t0
         longest = max(longest, time.perf_counter() - t)
         matches += len(hits)
-        candidates += len(step.rows)
+        candidates += len(step.rows) + len(step.matched)
         scanned += step.met
         steps += 1
         cursor = step.cursor

@@ -626,6 +626,9 @@ class ScanStep:
     ``terms``, only those that may match."""
     scanned: int = -1
     """Sessions the step met (``-1``: as many as ``rows``)."""
+    matched: tuple[str, ...] = ()
+    """Sessions the server found matching outright (no text a Unicode casefold could read
+    differently): no fields sent, nothing left to test."""
 
     @property
     def met(self) -> int:
@@ -652,11 +655,12 @@ def scan_step(ctx: Context, which: str, cursor: int | str, *, count: int = 200,
     at the start, and the step's ``cursor`` is falsy when the scan is done.
 
     With ``terms`` (a filter), the ``scan_match`` script walks an index on the server for
-    about ``budget_us`` of its time and returns only the sessions that may match: one
-    small reply per step, however many sessions it met. It never misses a match (text a
-    Unicode casefold could match comes back for the caller's exact test), so the caller
-    still matches what it gets. Without ``terms``, or where the script cannot run (a
-    server or user that refuses it: the scan starts over in this form): one ZSCAN step
+    about ``budget_us`` of its time and returns the sessions that match (``matched``: ids
+    only) and those that may (``rows``, with their fields, for the caller's exact test:
+    text a Unicode casefold could read differently from ASCII lowering): one small reply
+    per step, however many sessions it met, and no match is ever missed. Without
+    ``terms``, or where the script cannot run (a server or user that refuses it: the
+    scan starts over in this form): one ZSCAN step
     (``COUNT count``) over the expiry (or ended) index, then one HMGET of ``fields`` per
     session met, in one round trip. Either way no single Redis call is long however large
     the set."""
@@ -728,7 +732,8 @@ def _scan_reply(reply: Any, fields: tuple[str, ...], free: str | None, asked: tu
         rows.append((str(flat[i]), {f: got.get(f) for f in fields}))
     nxt = reply[0]
     cursor: int | str = (nxt if isinstance(nxt, str) else "") if lex else _int(nxt)
-    return ScanStep(cursor, _int(reply[1]), rows, max(0, _int(reply[2])))
+    exact = reply[4] if len(reply) > 4 and isinstance(reply[4], list) else []
+    return ScanStep(cursor, _int(reply[1]), rows, max(0, _int(reply[2])), tuple(str(x) for x in exact))
 
 
 def sessions_by_id(ctx: Context, sids: list[str]) -> Plan:

@@ -34,7 +34,7 @@ def scan_all(store: SessionStore, text: str, budget_us: int = 2000) -> tuple[set
     while steps == 0 or cursor:
         step = store.scan_step("active", cursor, fields=fields, terms=terms, budget_us=budget_us)
         cursor, steps, met = step.cursor, steps + 1, met + step.met
-        found |= {sid for sid, got in step.rows if query.matches(sid, got)}
+        found |= {sid for sid, got in step.rows if query.matches(sid, got)} | set(step.matched)
     return found, steps, met
 
 
@@ -58,6 +58,10 @@ def test_server_side_filter_finds_exactly_what_the_exact_match_finds(store: Sess
     assert scan_all(store, "émile")[0] == {sids["Émile"]}
     assert scan_all(store, "strasse")[0] == {sids["STRASSE"], sids["Straße"]}
     assert scan_all(store, "kelvin")[0] == {sids["\u212aelvin"]}  # the Kelvin sign folds to k
+    fields, terms = parse("martin").scan_plan()
+    step = store.scan_step("active", 0, fields=fields, terms=terms, budget_us=10**6)
+    assert step.matched == (sids["martin"],)  # plain ASCII: decided on the server, no fields sent
+    assert sids["martin"] not in {s for s, _ in step.rows}
 
 
 def test_steps_are_bounded_and_the_walk_meets_every_session_once(store: SessionStore) -> None:
@@ -135,7 +139,7 @@ def test_the_ended_set_is_walked_by_zscan_with_the_same_matching(store: SessionS
         while steps == 0 or cursor:
             step = store.scan_step("ended", cursor, fields=fields, terms=terms)
             cursor, steps = step.cursor, steps + 1
-            found |= {sid for sid, got in step.rows if query.matches(sid, got)}
+            found |= {sid for sid, got in step.rows if query.matches(sid, got)} | set(step.matched)
         ended = {u: sid for u, sid in list(sids.items())[::2]}
         assert found == brute(store, ended, text), text
 

@@ -12,7 +12,9 @@
 --   value (casefolded), position count, positions (-1 the lex value, 0 the sid, i field i),
 --   suspects: a Lua pattern class of the bytes that make a session a candidate anyway.
 -- Returns {next cursor ('' or '0': done), index size, sessions met,
---   {sid, lex value, field values..., sid, ...}}.
+--   {sid, lex value, field values..., sid, ...}: the candidates to match exactly,
+--   {sid, ...}: sessions that match (every term fits and no suspect byte is in sight,
+--   where ASCII lowering and Unicode casefold agree)}.
 local walk, cursor, prefix = ARGV[1], ARGV[2], ARGV[3]
 local batch, budget, most = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local nf = tonumber(ARGV[7])
@@ -44,9 +46,10 @@ for t = 1, nterms do
   for _, p in ipairs(terms[t].at) do
     if p >= 0 and not seen[p] then seen[p] = true; n = n + 1 end
   end
-  terms[t].every = n == nf + 1
+  -- (a term holding the separator could match across two values: tested value by value)
+  terms[t].every = n == nf + 1 and not find(terms[t].want, '\1', 1, true)
 end
-local met, out = 0, {}
+local met, out, exact = 0, {}, {}
 local vals = {}
 local function visit(sid, value)
   met = met + 1
@@ -73,7 +76,11 @@ local function visit(sid, value)
     end
     if not hit then fits = false; break end
   end
-  if not fits and not find(every, suspects) then return end
+  local suspect = find(every, suspects)
+  if not suspect then
+    if fits then exact[#exact + 1] = sid end
+    return
+  end
   out[#out + 1] = sid
   out[#out + 1] = value
   for i = 1, nf do out[#out + 1] = vals[i] end
@@ -100,4 +107,4 @@ repeat
     done = cursor == '0'
   end
 until done or met >= most or clock() - started >= budget
-return {cursor, redis.call('ZCARD', KEYS[1]), met, out}
+return {cursor, redis.call('ZCARD', KEYS[1]), met, out, exact}

@@ -198,7 +198,8 @@ class SessionsPanel(Panel):
                     cursor = step.cursor
                     scanned += step.met
                     total = max(total, scanned) if which != self.SCAN_SETS[0] else step.total
-                    hits = [sid for sid, f in step.rows if sid not in held and query.matches(sid, f)]
+                    hits = [sid for sid in step.matched if sid not in held]
+                    hits += [sid for sid, f in step.rows if sid not in held and query.matches(sid, f)]
                     hits = hits[:max(0, FILTER_LIMIT - len(held))]  # past the cap, nothing more is read
                     held.update(hits)
                     found = list(source.sessions_by_id(hits).values()) if hits else []
