@@ -6,7 +6,8 @@ key prefix is honoured) and to its event channel:
 ``sessionwatch-app``
     The web app: every session write (each one a Lua script: FCALL of sessionwatch's
     function library on Redis 7, see core/functions.py; EVALSHA and SCRIPT LOAD on 6.2),
-    the reads, PUBLISH on the event channel (from inside the scripts). On Redis 7 it
+    the reads, PUBLISH on the event channel (from inside the scripts), WAIT (for
+    ``Policy(replica_acks=N)``; the admin has it too). On Redis 7 it
     cannot run Lua of its own: no EVAL, EVALSHA, SCRIPT or FUNCTION LOAD/DELETE/FLUSH/
     RESTORE.
 ``sessionwatch-dashboard``
@@ -35,7 +36,8 @@ layout (core/buckets.py). Keys ``<prefix>{sw*}<classic name>`` (ACL globs treat 
 single-node names are not granted), every bucket's channel ``<prefix>{sw*}event:live`` by
 SPUBLISH (writers, from inside the scripts; no classic PUBLISH) and SSUBSCRIBE (readers),
 the ``expired`` events by SUBSCRIBE on every master, and what redis-py's cluster client
-sends of its own: CLUSTER SLOTS, COMMAND and ASKING (no other CLUSTER subcommand). ACLs
+sends of its own: CLUSTER SLOTS, COMMAND and ASKING, and for the dashboard's header
+CLUSTER NODES (the dashboard and admin; no other CLUSTER subcommand). ACLs
 are per node and not replicated: every node, replicas included, needs the users (the file
 via ``aclfile`` and ``ACL LOAD``, or ``python -m core.acl setuser --cluster`` into
 ``redis-cli`` on each node), and a node added later needs them before it serves. The
@@ -158,6 +160,13 @@ keys) at start; ASKING before following an ASK redirect (a slot being migrated).
 READONLY: sessionwatch never reads from replicas. COMMAND's subcommands (DOCS, INFO,
 GETKEYS, COUNT, LIST) come with it: Redis grants a container command whole."""
 
+CLUSTER_VIEW_COMMANDS = ("cluster|nodes",)
+"""The dashboard's header names the cluster's masters and replicas up (core/topology.py):
+read by the roles that may read INFO."""
+
+WRITER_COMMANDS = ("wait",)
+"""``Policy(replica_acks=N)``: WAIT after each script write, on the connection that wrote."""
+
 FUNCTION_COMMANDS = ("fcall", "fcall_ro")
 """How the app and admin run the scripts on Redis 7: the function library only."""
 LOADER_COMMANDS = ("function|load",)
@@ -189,8 +198,12 @@ def commands(role: Role, *, functions: bool = True, cluster: bool = False) -> li
         granted |= {"subscribe", "unsubscribe", "punsubscribe"}
     if role.info:
         granted.add("info")
+    if role.publish:  # the roles that write (by scripts)
+        granted |= set(WRITER_COMMANDS)
     if cluster:
         granted |= set(CLUSTER_COMMANDS)
+        if role.info:
+            granted |= set(CLUSTER_VIEW_COMMANDS)
         if role.subscribe:
             granted |= {"ssubscribe", "sunsubscribe"}
         granted.discard("publish")  # the bucketed scripts publish with SPUBLISH only
@@ -310,8 +323,10 @@ def setuser_commands(passwords: Mapping[str, str], schema: Schema | None = None,
 CLUSTER_HELP = """On Redis Cluster (--cluster): ACL users are per node and not replicated, so every
 node, replicas included, needs them: put the file written by 'write --cluster' in every
 node's dir (redis.conf: aclfile) and run ACL LOAD on each, or pipe 'setuser --cluster' into
-redis-cli for each node (then ACL SAVE where an aclfile is set). Connect with --cluster /
-cluster=True: these users may not run INFO, so cluster detection cannot ask."""
+redis-cli for each node (then ACL SAVE where an aclfile is set). With default off, replicas
+need masteruser/masterauth of a replication user (+psync +replconf +ping; not generated
+here). Connect with --cluster / cluster=True: the app user may not run INFO, so cluster
+detection cannot ask it."""
 
 
 def main(argv: list[str] | None = None) -> int:

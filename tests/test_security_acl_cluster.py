@@ -22,7 +22,16 @@ from pathlib import Path
 import pytest
 import redis
 
-from core import AsyncSessionStore, PermissionDenied, SessionStore, acl, bulk
+from core import (
+    AsyncSessionStore,
+    PermissionDenied,
+    Policy,
+    SessionStore,
+    StoreUnavailable,
+    acl,
+    bulk,
+    topology,
+)
 from core.feed import EventFeed, FeedStatus, Resync
 from core.overview import Flag
 from tests.faults.cluster import ClusterGroup
@@ -174,6 +183,22 @@ def test_async_app_store_needs_nothing_more(acl_cluster: AclCluster) -> None:
     assert acl_cluster.node_logs() == []
 
 
+def test_app_waits_for_replicas_when_the_policy_asks(acl_cluster: AclCluster) -> None:
+    acl_cluster.reset_logs()
+    with SessionStore.from_url(acl_cluster.url("app"), cluster=True, policy=Policy(replica_acks=1)) as store:
+        session, token = store.login("judy", app="crm")
+        assert store.validate(token).sid == session.sid
+        assert store.logout(session.sid) is True
+        assert acl_cluster.node_logs() == []
+        _set_everywhere(acl_cluster.group, "-wait", role="app")  # why WAIT is granted
+        try:
+            with pytest.raises(PermissionDenied):
+                store.login("judy", app="crm")
+            assert {e.get("object") for e in acl_cluster.node_logs()} == {"wait"}
+        finally:
+            _set_everywhere(acl_cluster.group, "+wait", role="app")
+
+
 def test_dashboard_reads_and_follows_the_feed_but_never_writes(acl_cluster: AclCluster,
                                                                app: SessionStore) -> None:
     session, token = app.login("carol", app="crm", ip="10.0.0.2")
@@ -191,6 +216,7 @@ def test_dashboard_reads_and_follows_the_feed_but_never_writes(acl_cluster: AclC
         assert dash.flags() == []
         assert bulk.export(dash, io.StringIO()).written
         assert dash.server_info().version
+        assert topology.describe(dash.client) == "cluster 3 masters · 3 replicas"  # the header
         reads_refused = [e for e in acl_cluster.node_logs() if e.get("object") != "config|get"]
         assert reads_refused == []  # CONFIG GET (server_info's extras) stays denied, as on one node
         for write in (lambda: dash.login("mallory", app="crm"),
@@ -216,7 +242,8 @@ def test_dashboard_reads_and_follows_the_feed_but_never_writes(acl_cluster: AclC
     raw.close()
     node = acl_cluster.node("dashboard")
     for cmd in (("PUBLISH", schema.channel, "forged"), ("FLUSHALL",), ("CONFIG", "GET", "*"), ("KEYS", "*"),
-                ("CLUSTER", "NODES"), ("PSUBSCRIBE", "__keyevent@0__:*")):
+                ("CLUSTER", "FAILOVER"), ("CLUSTER", "FORGET", "x" * 40), ("WAIT", 1, 0),
+                ("PSUBSCRIBE", "__keyevent@0__:*")):
         _denied(node.execute_command, *cmd)
     node.close()
 
@@ -332,7 +359,22 @@ def test_a_slot_in_migration_is_followed_with_asking(acl_cluster: AclCluster, ap
                 c.execute_command("CLUSTER", "SETSLOT", slot, "STABLE")
 
 
-def _set_everywhere(group: ClusterGroup, rule: str) -> None:
+def _set_everywhere(group: ClusterGroup, rule: str, role: str = "dashboard") -> None:
     for n in group.live():
         with redis.Redis(port=n.port, socket_timeout=2) as c:
-            c.execute_command("ACL", "SETUSER", acl.ROLES["dashboard"].user, rule)
+            c.execute_command("ACL", "SETUSER", acl.ROLES[role].user, rule)
+
+
+@pytest.mark.parametrize("command", ["cluster|slots", "command"])
+def test_the_cluster_client_cannot_start_without(acl_cluster: AclCluster, command: str) -> None:
+    """Why CLUSTER SLOTS and COMMAND are granted: redis-py's cluster client sends both
+    before its first command."""
+    _set_everywhere(acl_cluster.group, f"-{command}")
+    try:
+        acl_cluster.reset_logs()
+        with pytest.raises(StoreUnavailable):
+            acl_cluster.store("dashboard").close()
+        assert {e.get("object") for e in acl_cluster.node_logs()} == {command}
+    finally:
+        _set_everywhere(acl_cluster.group, f"+{command}")
+    acl_cluster.store("dashboard").close()
