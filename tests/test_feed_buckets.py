@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
 import redis.asyncio
+from feed_collector import Collector
 
 from core import AsyncSessionStore, Event, SessionStore
 from core.embedded import RedisServer
@@ -45,38 +45,6 @@ def store(debian_server: RedisServer, client: redis.Redis) -> Iterator[SessionSt
     s = SessionStore(s.client, buckets=BUCKETS)
     yield s
     s.close()
-
-
-class Collector:
-    """Runs an EventFeed in a thread and lets a test wait for what it delivered."""
-
-    def __init__(self, store: SessionStore, **kw: object) -> None:
-        self.feed = EventFeed(store, heartbeat=0.3, backoff=(0.05, 0.3), **kw)
-        self.items: list[object] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        for item in self.feed.run(self.stop):
-            self.items.append(item)
-
-    def events(self) -> list[Event]:
-        return [x for x in self.items if isinstance(x, Event)]
-
-    def wait_for(self, cond: Callable[[], bool], timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cond():
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"feed condition not met; got {self.items[-10:]}")
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(10)
-        self.feed.close()
-        assert not self.thread.is_alive()
 
 
 def per_bucket(events: list[Event]) -> dict[int, list[int]]:

@@ -8,52 +8,20 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 import redis
+from feed_collector import Collector
 
 from core import AsyncSessionStore, Event, SessionStore
-from core.feed import EventFeed, ExpiryHint, FeedStatus, Resync, afeed
+from core.feed import ExpiryHint, FeedStatus, Resync, afeed
 from core.topology import cluster_label, count_nodes
 from tests.faults.cluster import ClusterGroup
 
 pytestmark = [pytest.mark.real]
 
 BUCKETS = 16
-
-
-class Collector:
-    """Runs an EventFeed in a thread and lets a test wait for what it delivered."""
-
-    def __init__(self, store: SessionStore, **kw: object) -> None:
-        self.feed = EventFeed(store, heartbeat=0.3, backoff=(0.05, 0.5), **kw)
-        self.items: list[object] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        for item in self.feed.run(self.stop):
-            self.items.append(item)
-
-    def events(self) -> list[Event]:
-        return [x for x in self.items if isinstance(x, Event)]
-
-    def wait_for(self, cond: Callable[[], bool], timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cond():
-                return
-            time.sleep(0.05)
-        others = [x for x in self.items if not isinstance(x, Event)]
-        raise AssertionError(f"feed condition not met; got {self.items[-3:]}; not events: {others[-12:]}")
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(20)
-        self.feed.close()
-        assert not self.thread.is_alive()
 
 
 @pytest.fixture
@@ -100,7 +68,7 @@ def test_events_of_every_bucket_arrive_once_in_order_across_dropped_subscription
     early = users_in_every_bucket(store, 1, "early")
     for name in early:
         store.login(name, app="crm")
-    col = Collector(store)
+    col = Collector(store, timeout=60.0, max_backoff=0.5)
     col.wait_for(lambda: any(isinstance(x, Resync) for x in col.items))
     assert len(col.events()) == len(early)
     names = users_in_every_bucket(store, 5, "u")
@@ -117,7 +85,7 @@ def test_events_of_every_bucket_arrive_once_in_order_across_dropped_subscription
 
 def test_expired_hints_come_from_every_master(store: SessionStore, flushed_cluster: ClusterGroup) -> None:
     assert store.buckets is not None
-    col = Collector(store)
+    col = Collector(store, timeout=60.0, max_backoff=0.5)
     col.wait_for(lambda: any(isinstance(x, Resync) for x in col.items))
     keys = [store.buckets.schema(b).session(f"gone{b}") for b in range(BUCKETS)]
     holders = {flushed_cluster.master_for_key(k).port for k in keys}
@@ -139,7 +107,7 @@ def test_topology_label_counts_masters_and_replicas_up(store: SessionStore,
 def test_feed_follows_a_master_failover_without_restarting(store: SessionStore,
                                                            flushed_cluster: ClusterGroup) -> None:
     assert store.buckets is not None
-    col = Collector(store)
+    col = Collector(store, timeout=60.0, max_backoff=0.5)
     col.wait_for(lambda: any(isinstance(x, Resync) for x in col.items))
     for name in users_in_every_bucket(store, 1, "before"):
         store.login(name, app="crm")
