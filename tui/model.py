@@ -117,17 +117,6 @@ def parse_query(text: str) -> tuple[str, str]:
 
 # --- rows -------------------------------------------------------------------------------
 
-# Who, where, how long, which session first: at 80 columns these fit and the rest
-# (type, login time) scrolls in sideways.
-ACTIVE_COLUMNS = (("user", "User"), ("app", "App"), ("ip", "IP"), ("seen", "Last seen"),
-                  ("expires", "Expires"), ("sid", "Session"), ("type", "Type"), ("login", "Login"))
-INACTIVE_COLUMNS = (("user", "User"), ("app", "App"), ("ip", "IP"), ("reason", "End reason"),
-                    ("ended", "Ended"), ("by", "Ended by"), ("sid", "Session"))
-SEARCH_COLUMNS = (("user", "User"), ("app", "App"), ("ip", "IP"), ("status", "Status"),
-                  ("login", "Login"), ("ended", "Ended"), ("sid", "Session"))
-CACHE_COLUMNS = (("sid", "Session"), ("user", "User"), ("app", "App"), ("status", "Status"),
-                 ("ttl", "TTL left"), ("summary", "Summary"))
-
 Row = tuple[DisplayText, ...]
 
 

@@ -13,7 +13,6 @@ from tui.screens.confirm import ConfirmScreen
 from tui.screens.detail import DetailScreen
 from tui.screens.help import HelpScreen
 from tui.widgets.events import EventLog
-from tui.widgets.table import SessionTable
 from tui.widgets.virtual_table import VirtualTable
 
 SIZE = (120, 40)
@@ -450,36 +449,6 @@ async def test_redis_round_trips_per_refresh_do_not_grow_with_sessions(make_stor
             counts.append((len(trips), max(trips)))
     assert counts[0][0] == counts[1][0]  # same number of round trips
     assert counts[1][1] <= 100  # the biggest pipeline is one page of HGETALLs
-
-
-async def test_table_sync_is_a_diff_never_a_clear(monkeypatch) -> None:
-    from textual.app import App
-
-    from tui.model import ACTIVE_COLUMNS
-
-    class One(App):
-        def compose(self):
-            yield SessionTable(ACTIVE_COLUMNS)
-
-    def rows(keys: list[str], seen: str) -> list[tuple[str, tuple[str, ...]]]:
-        return [(k, (k[:4], "crm", "10.0.0.1", seen, "29m", k[:8], "web", "08:00:00")) for k in keys]
-
-    keys = [f"{i:04x}" * 9 for i in range(30)]
-    app = One()
-    async with app.run_test(size=(100, 20)) as pilot:
-        t = app.query_one(SessionTable)
-        t.sync(rows(keys, "1s ago"))
-        t.move_cursor(row=5)
-        chosen = t.selected_key
-        monkeypatch.setattr(t, "clear", lambda *a, **k: pytest.fail("clear() called"))
-        updates: list[object] = []
-        real_update = t.update_cell
-        monkeypatch.setattr(t, "update_cell", lambda *a, **k: (updates.append(a), real_update(*a, **k)))
-        t.sync(rows(list(reversed(keys[:25])) + [f"{i:04x}" * 9 for i in range(100, 103)], "2s ago"))
-        await pilot.pause()
-        assert len(updates) == 25  # only the changed cell of each surviving row
-        assert t.selected_key == chosen and t.cursor_row == 24 - 5
-        assert [r.key.value for r in t.ordered_rows][:2] == [keys[24], keys[23]]
 
 
 async def test_bindings_can_be_remapped_by_id(seeded) -> None:
