@@ -32,6 +32,7 @@ from core import (
     bulk,
     topology,
 )
+from core.buckets import Buckets
 from core.feed import EventFeed, FeedStatus, Resync
 from core.overview import Flag
 from tests.faults.cluster import ClusterGroup
@@ -123,6 +124,27 @@ def test_every_node_holds_the_users(acl_cluster: AclCluster) -> None:
             assert users >= {r.user for r in acl.ROLES.values()}
             app_rules = c.execute_command("ACL", "GETUSER", acl.ROLES["app"].user)
             assert "~{sw*}session:*" in str(app_rules)
+
+
+def test_the_key_globs_match_every_bucket_of_any_count(acl_cluster: AclCluster) -> None:
+    """ACL DRYRUN asks the server's own glob matching: every bucket's keys and channel, for
+    any bucket count, and no key outside the bucketed layout."""
+    app_user = acl.ROLES["app"].user
+    with redis.Redis(port=acl_cluster.group.nodes[0].port, decode_responses=True, socket_timeout=2) as c:
+        def dry(*cmd: object) -> str:
+            return str(c.execute_command("ACL", "DRYRUN", app_user, *cmd))
+
+        for count in (1, 64, 1024):
+            buckets = Buckets("", count)
+            for b in {0, count // 2, count - 1}:
+                schema = buckets.schema(b)
+                assert dry("HSET", schema.session("a" * 36), "f", "v") == "OK"
+                assert dry("ZADD", schema.idx_expiry, 1, "x") == "OK"
+                assert dry("SPUBLISH", schema.channel, "x") == "OK"
+        for key in ("session:x", "{other}session:x", "{sw1-0}config:secret", "x{sw1-0}session:y"):
+            assert dry("HSET", key, "f", "v") != "OK", key
+        assert dry("SPUBLISH", "{other}event:live", "x") != "OK"
+        assert dry("PUBLISH", Buckets("", 64).schema(3).channel, "x") != "OK"
 
 
 def test_app_user_runs_every_session_write_with_no_denial(acl_cluster: AclCluster, app: SessionStore) -> None:
@@ -312,7 +334,6 @@ def test_admin_ends_sessions_and_nothing_else(acl_cluster: AclCluster, app: Sess
 def test_cluster_rules_cover_any_bucket_count_and_escape_the_prefix() -> None:
     """One glob per key name whatever the bucket count: ``{``/``}`` are literal in ACL
     globs, so ``{sw*}`` matches every bucket's tag; the prefix's glob characters are escaped."""
-    from core.buckets import Buckets
     from core.schema import Schema
 
     rules = acl.rules("app", Schema("t[1]:"), cluster=True)
