@@ -39,7 +39,10 @@ def _rss_mib(pid: int) -> float:
 def _children(pid: int) -> list[int]:
     out: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        out += [int(p) for p in (task / "children").read_text().split()]
+        try:
+            out += [int(p) for p in (task / "children").read_text().split()]
+        except FileNotFoundError:  # the thread ended between listing and reading: it has none
+            continue
     return out
 
 
