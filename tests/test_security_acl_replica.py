@@ -113,3 +113,20 @@ def test_replication_user_reads_and_writes_no_key(pair: tuple[RedisServer, Redis
             repl.publish(Schema().channel, "x")
     with _operator(master, passwords) as admin:
         assert set(_refused(admin)) >= {"hgetall", "set", "publish"}
+
+
+def test_the_replication_user_is_written_only_when_its_password_is_set(tmp_path, monkeypatch, capsys) -> None:
+    from core import acl
+
+    for role in acl.ROLES:
+        monkeypatch.delenv(acl.env_name(role), raising=False)
+        monkeypatch.delenv(acl.env_name(role) + "_FILE", raising=False)
+    for role in ("app", "dashboard", "admin"):
+        monkeypatch.setenv(acl.env_name(role), f"{role}-password-0123456789abcdef")
+    target = tmp_path / "users.acl"
+    assert acl.main(["write", str(target)]) == 0
+    assert "sessionwatch-replica" not in target.read_text()
+    assert "sessionwatch-replica" not in capsys.readouterr().out
+    monkeypatch.setenv(acl.env_name("replica"), "replica-password-0123456789abcdef")
+    assert acl.main(["write", str(target)]) == 0
+    assert "user sessionwatch-replica reset on " in target.read_text()
