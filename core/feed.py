@@ -606,15 +606,17 @@ class EventFeed:
             try:
                 subs.open()
                 deadline = time.monotonic() + max(2.0, self.heartbeat * 2)
+                early: list[FeedItem] = []  # events published between two confirmations
                 while st.pending_subscribes and time.monotonic() < deadline:
                     for msg in subs.get(poll, stop.wait):
-                        st.on_message(msg)
+                        early += st.on_message(msg)[0]
                 if st.pending_subscribes:
                     raise TimeoutError("no subscribe confirmation")
                 self._probe_store.event_heads()
                 if connected is not True:
                     connected = True
                     yield FeedStatus(True)
+                yield from early
                 yield from self._catch_up_buckets(None)
                 delay = self.backoff[0]
                 last_beat = time.monotonic()
@@ -663,16 +665,18 @@ class EventFeed:
             try:
                 pubsub.subscribe(*self.state.subscribe_channels(self.keyspace))
                 deadline = time.monotonic() + max(1.0, self.heartbeat * 2)
+                early: list[FeedItem] = []  # events published between two confirmations
                 while self.state.pending_subscribes and time.monotonic() < deadline:
                     msg = pubsub.get_message(timeout=poll)
                     if msg:
-                        self.state.on_message(msg)
+                        early += self.state.on_message(msg)[0]
                 if self.state.pending_subscribes:
                     raise TimeoutError("no subscribe confirmation")
                 self._head()
                 if connected is not True:
                     connected = True
                     yield FeedStatus(True)
+                yield from early
                 yield from self._catch_up()
                 delay = self.backoff[0]
                 last_beat = time.monotonic()
@@ -739,16 +743,19 @@ async def afeed(store: AsyncSessionStore, *, heartbeat: float = 1.0, backlog: in
                 await pubsub.subscribe(*state.subscribe_channels(keyspace))
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + max(1.0, heartbeat * 2)
+                early: list[FeedItem] = []  # events published between two confirmations
                 while state.pending_subscribes and loop.time() < deadline:
                     msg = await pubsub.get_message(timeout=poll)
                     if msg:
-                        state.on_message(msg)
+                        early += state.on_message(msg)[0]
                 if state.pending_subscribes:
                     raise TimeoutError("no subscribe confirmation")
                 await probe.lindex(store.schema.events, 0)
                 if connected is not True:
                     connected = True
                     yield FeedStatus(True)
+                for item in early:
+                    yield item
                 for item in await catch_up():
                     yield item
                 delay = backoff[0]
@@ -813,15 +820,18 @@ async def _afeed_buckets(store: AsyncSessionStore, *, heartbeat: float, backlog:
                 await subs.aopen()
                 loop = asyncio.get_running_loop()
                 deadline = loop.time() + max(2.0, heartbeat * 2)
+                early: list[FeedItem] = []  # events published between two confirmations
                 while st.pending_subscribes and loop.time() < deadline:
                     for msg in await subs.aget(poll):
-                        st.on_message(msg)
+                        early += st.on_message(msg)[0]
                 if st.pending_subscribes:
                     raise TimeoutError("no subscribe confirmation")
                 await probe_store.event_heads()
                 if connected is not True:
                     connected = True
                     yield FeedStatus(True)
+                for item in early:
+                    yield item
                 for item in await catch_up(None):
                     yield item
                 delay = backoff[0]
