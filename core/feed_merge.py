@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
+from .merged import lockstep
 from .model import Event, parse_event
 from .plans import FINGERPRINT, Commands, Context, EventsSince, Plan, _counter, _page_bounds, events_since
 
@@ -23,34 +24,6 @@ FIRST_CHUNK = 8
 """Lines read from each bucket in the first round of a merged newest-N read, at least."""
 SINCE_CHUNK = 16
 """Lines read from each bucket in a catch-up's first round: most buckets have few new."""
-
-
-def together(plans: Sequence[Plan]) -> Plan:
-    """Drive several read plans in lockstep, each round's commands in one pipeline;
-    returns their results in order. The plans must only yield :class:`Commands`."""
-    results: list[Any] = [None] * len(plans)
-    pending: dict[int, Commands] = {}
-    for i, plan in enumerate(plans):
-        try:
-            pending[i] = next(plan)
-        except StopIteration as stop:
-            results[i] = stop.value
-    while pending:
-        commands: list[tuple[Any, ...]] = []
-        spans: list[tuple[int, int, int]] = []
-        for i, request in pending.items():
-            if not isinstance(request, Commands):  # pragma: no cover - a programming error
-                raise TypeError("together() drives read plans only")
-            spans.append((i, len(commands), len(request.commands)))
-            commands.extend(request.commands)
-        replies = yield Commands(commands)
-        pending = {}
-        for i, start, n in spans:
-            try:
-                pending[i] = plans[i].send(list(replies[start:start + n]))
-            except StopIteration as stop:
-                results[i] = stop.value
-    return results
 
 
 def _tag(events: Iterable[Event], bucket: int) -> list[Event]:
@@ -165,7 +138,7 @@ def since(ctxs: Sequence[Context], positions: Mapping[int, tuple[int | None, tup
     order = sorted(positions)
     plans = [events_since(ctxs[b], positions[b][0], top=positions[b][1], limit=limit, chunk=SINCE_CHUNK)
              for b in order]
-    results = yield from together(plans)
+    results = yield from lockstep(plans)
     return {b: replace(r, events=_tag(r.events, b)) for b, r in zip(order, results, strict=True)}
 
 
