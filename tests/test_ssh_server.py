@@ -193,8 +193,14 @@ class Tmux:
 
     def __init__(self) -> None:
         self.socket = f"sw-ssh-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.started = False
 
     def run(self, *args: str) -> str:
+        if not self.started:
+            # A session of its own keeps the server up: closing a test's last session would
+            # otherwise make the server exit, and a new-session racing that exit fails.
+            self.started = True
+            self.run("new-session", "-d", "-s", "keep-server", "sleep 3600")
         return subprocess.run(["tmux", "-L", self.socket, "-f", "/dev/null", *args], check=True,
                               capture_output=True, text=True).stdout
 
