@@ -60,7 +60,7 @@ async def paint(url: str) -> dict[str, float]:
 
     imported = time.perf_counter()
     store = SessionStore.from_url(url)
-    app = build_app(store, read_only=True, sweep=False)
+    app = build_app(store, read_only=True, freeze_heap=True, sweep=False)
     start = time.perf_counter()
     async with app.run_test(size=(160, 50)) as pilot:
         await _wait_rows(app, pilot)
@@ -133,7 +133,7 @@ async def end(url: str) -> dict[str, float]:
 
     clock = ScreenClock()
     store = SessionStore.from_url(url)
-    app = build_app(store, read_only=True, sweep=False, feed=False)
+    app = build_app(store, read_only=True, freeze_heap=True, sweep=False, feed=False)
     ends: list[float] = []
     async with app.run_test(size=(160, 50)) as pilot:
         await _wait_rows(app, pilot)
@@ -167,7 +167,7 @@ async def keys(url: str, seconds: float) -> dict[str, object]:
 
     clock = ScreenClock()
     store = SessionStore.from_url(url)
-    app = build_app(store, read_only=True, sweep=False)
+    app = build_app(store, read_only=True, freeze_heap=True, sweep=False)
     out: dict[str, list[float]] = {}
     rng = random.Random(7)
     async with app.run_test(size=(160, 50)) as pilot:
@@ -193,7 +193,7 @@ async def live(url: str, idle: float, load: float) -> dict[str, object]:
     from tui.widgets.events import EventLog
 
     store = SessionStore.from_url(url)
-    app = build_app(store, read_only=True, sweep=False)
+    app = build_app(store, read_only=True, freeze_heap=True, sweep=False)
     latencies: list[float] = []
     window = [float("inf"), float("inf")]
     async with app.run_test(size=(160, 50)) as pilot:

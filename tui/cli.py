@@ -224,7 +224,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
     try:
         label = redact_url(url) + (f" prefix={args.prefix}" if args.prefix else "")
         app = build_app(store, read_only=args.read_only, actor=actor(), refresh_interval=args.refresh,
-                        target_label=label, feed=args.feed, sweep=args.sweep)
+                        target_label=label, feed=args.feed, sweep=args.sweep, freeze_heap=True)
         app.run()
     finally:
         store.close()

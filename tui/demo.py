@@ -252,7 +252,8 @@ def run(url: str | None = None, *, prefix: str = "", rate: float = 5.0, seed: in
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
         app = build_app(backend.store, read_only=read_only, actor=default_actor(),
-                        refresh_interval=refresh_interval, target_label=backend.label, feed=True)
+                        refresh_interval=refresh_interval, target_label=backend.label, feed=True,
+                        freeze_heap=True)
         app.run()
     finally:
         for sig, handler in previous.items():

@@ -9,12 +9,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widget import Widget
-from textual.widgets import Static
 
 from core import Event
 
 from ..model import event_matches
 from ..widgets.events import EventLog
+from ..widgets.line import Line
 from .base import FilterInput, Panel
 
 
@@ -31,7 +31,7 @@ class EventsPanel(Panel):
 
     def compose(self) -> ComposeResult:
         yield FilterInput(placeholder="/ filter events (any text)", id="events-filter")
-        yield Static(id="events-info", classes="info")
+        yield Line(id="events-info", classes="info")
         yield EventLog(id="events-log")
 
     @property
@@ -73,7 +73,7 @@ class EventsPanel(Panel):
             parts.append("following")
         if self.filter_text.strip():
             parts.append(f"filter {self.filter_text.strip()[:60]}")
-        self.query_one("#events-info", Static).update(Text(" · ".join(parts)))
+        self.query_one("#events-info", Line).say(Text(" · ".join(parts)))
 
     def filter_changed(self) -> None:
         self.redraw()

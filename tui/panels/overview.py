@@ -163,8 +163,8 @@ class OverviewPanel(Panel):
     def set_flags(self, flags: list[Flag], *, redraw: bool = True) -> None:
         self.flags = flags
         self.dash.flag_index = FlagIndex.of(flags)
-        if redraw and self.overview is not None and not self.frozen:
-            self.view.show(self.overview, flags)
+        if redraw and self.overview is not None and not self.frozen and self.is_on_screen:
+            self.view.show(self.overview, flags)  # (hidden: drawn when the tab is shown and read)
         for panel in self.dash.panels:
             table = getattr(panel, "table", None)
             if table is not None and panel is not self:

@@ -9,6 +9,7 @@ from typing import ClassVar
 from textual.binding import Binding
 
 from ..model import clean, fmt_clock
+from ..widgets.line import Line
 from ..widgets.virtual_table import Column
 from ..window import Row
 from .sessions import Order, SessionsPanel
@@ -44,7 +45,7 @@ class SearchPanel(SessionsPanel):
         if self.filter_text.strip():
             super().show_info()
         else:
-            self.query_one(f"#{self.ID}-info").update(  # type: ignore[attr-defined]
+            self.query_one(f"#{self.ID}-info", Line).say(
                 "Search every session, active or ended: press / and type (user, app, IP, id, e-mail)")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:

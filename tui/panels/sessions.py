@@ -13,7 +13,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.message import Message
 from textual.widget import Widget
-from textual.widgets import Static
 from textual.worker import get_current_worker
 
 from core import Session, StoreError
@@ -21,6 +20,7 @@ from core.plans import Window
 
 from ..model import clean
 from ..query import HASH_FIELDS, parse
+from ..widgets.line import Line
 from ..widgets.virtual_table import Column, VirtualTable
 from ..window import Request, Row
 from .base import FilterInput, Panel
@@ -108,7 +108,7 @@ class SessionsPanel(Panel):
 
     def compose(self) -> ComposeResult:
         yield FilterInput(placeholder=self.FILTER_HINT, id=f"{self.ID}-filter")
-        yield Static(id=f"{self.ID}-info", classes="info")
+        yield Line(id=f"{self.ID}-info", classes="info")
         table = VirtualTable(self.COLUMNS, self.cells, id=f"{self.ID}-table")
         table.sort_key, table.descending = self.order.column, self.descending
         yield table
@@ -323,7 +323,7 @@ class SessionsPanel(Panel):
             parts.append(w.marker())
         if self.note:
             parts.append(clean(self.note, 80))
-        self.query_one(f"#{self.ID}-info", Static).update(Text(" · ".join(parts)))
+        self.query_one(f"#{self.ID}-info", Line).say(Text(" · ".join(parts)))
 
     def set_order(self, order: Order, descending: bool) -> None:
         self.order, self.descending = order, descending

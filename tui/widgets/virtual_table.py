@@ -15,7 +15,6 @@ from typing import ClassVar
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
 from rich.style import Style
-from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
@@ -94,9 +93,18 @@ class VirtualTable(ScrollView, can_focus=True):
         self._syncing = False
         self._natural: dict[str, int] = {}
         """Widest value seen per column (display cells)."""
+        self._widened = 0
+        """How often a column's natural width grew (the layout is made again after that)."""
         self._measured: dict[str, object] = {}
         """The session object each row was last measured with, by sid."""
         self._layout: tuple[tuple[object, ...], list[Column]] | None = None
+        self._layouts = 0
+        """How many column layouts were made: the current one's number keys its drawn rows."""
+        self._styles: dict[str, Style] = {}
+        """The widget's and its component classes' styles, read once per style change."""
+        self._lines: dict[tuple[object, ...], Strip] = {}
+        """Drawn rows by what they show (cells, columns, look): a refresh that moves rows,
+        or repaints rows whose cells did not change, draws nothing again."""
 
     @property
     def row_count(self) -> int:
@@ -133,6 +141,7 @@ class VirtualTable(ScrollView, can_focus=True):
                 width = cell_len(display(value, 200))
                 if width > self._natural.get(key, 0):
                     self._natural[key] = width
+                    self._widened += 1
 
     def remeasure(self) -> None:
         """Measure every row held again at the next sync (its cells changed while its session
@@ -143,7 +152,7 @@ class VirtualTable(ScrollView, can_focus=True):
         """The columns that fit whole in the width, in order (the rest are left out), each
         as wide as its contents need within its caps; room left over stays blank."""
         width = self.scrollable_content_region.width or self.size.width
-        key = (width, self.sort_key, tuple(sorted(self._natural.items())))
+        key = (width, self.sort_key, self._widened)
         if self._layout is not None and self._layout[0] == key:
             return self._layout[1]
         sized: list[tuple[Column, int, int]] = []
@@ -163,6 +172,7 @@ class VirtualTable(ScrollView, can_focus=True):
             spare -= extra
             out.append(Column(col.key, col.label, base + extra))
         self._layout = (key, out)
+        self._layouts += 1
         return out
 
     def sync(self) -> None:
@@ -170,12 +180,27 @@ class VirtualTable(ScrollView, can_focus=True):
         self.measure()
         self._syncing = True
         try:
-            self.virtual_size = Size(self.scrollable_content_region.width, self.window.size + 1)
+            self._set_virtual_size(Size(self.scrollable_content_region.width, self.window.size + 1))
             if round(self.scroll_y) != self.window.top:
                 self.scroll_to(y=self.window.top, animate=False, immediate=True, force=True)
         finally:
             self._syncing = False
         self.refresh()
+
+    def _set_virtual_size(self, size: Size) -> None:
+        """A new height of the set. While the scrollbar neither appears nor goes, only the
+        scrollbar is updated: assigning ``virtual_size`` asks for a layout pass of the whole
+        screen, which under a live feed (the set grows with every login) cost more than
+        drawing the table."""
+        old = self.virtual_size
+        if size == old:
+            return
+        height = self.container_size.height
+        if old.width == size.width and height and (old.height > height) == (size.height > height):
+            self.set_reactive(ScrollView.virtual_size, size)
+            self._scroll_update(size)  # Textual's own update of the scrollbars for a new virtual size
+        else:
+            self.virtual_size = size
 
     def watch_scroll_y(self, old: float, new: float) -> None:
         super().watch_scroll_y(old, new)
@@ -235,59 +260,91 @@ class VirtualTable(ScrollView, can_focus=True):
         self._moved()
 
     # --- drawing --------------------------------------------------------------------------
-    def header_text(self, cols: list[Column]) -> Text:
-        text = Text(no_wrap=True, overflow="crop")
-        for i, col in enumerate(cols):
+    def header_line(self, cols: list[Column]) -> str:
+        parts = []
+        for col in cols:
             label = col.label
             if col.key == self.sort_key:
                 label += " ▼" if self.descending else " ▲"
-            text.append((" " if i else "") + set_cell_size(label, col.width))
-        return text
+            parts.append(set_cell_size(label, col.width))
+        return " ".join(parts)
 
-    def row_text(self, cols: list[Column], values: Sequence[str]) -> Text:
+    def row_line(self, cols: list[Column], values: Sequence[str]) -> str:
+        """A row as one plain line (its look is one style for the whole line): each cell cut
+        with "…" to its column's width."""
         by_key = dict(zip((c.key for c in self.columns), values, strict=False))
-        text = Text(no_wrap=True, overflow="crop")
-        for i, col in enumerate(cols):
+        parts = []
+        for col in cols:
             cell = display(by_key.get(col.key, ""), 200)  # the one display path (a no-op on clean text)
             if cell_len(cell) > col.width:
                 cell = set_cell_size(cell, col.width - 1) + "…"
-            text.append((" " if i else "") + set_cell_size(cell, col.width))
-        return text
+            parts.append(set_cell_size(cell, col.width))
+        return " ".join(parts)
+
+    def style(self, name: str) -> Style:
+        """``""``: the widget's own style; else a component class's (cursor without focus:
+        ``"virtual-table--cursor-blurred"``). Computed once until the styles change."""
+        got = self._styles.get(name)
+        if got is None:
+            if not name:
+                got = self.rich_style
+            elif name == "virtual-table--cursor-blurred":
+                got = self.get_component_rich_style("virtual-table--cursor", partial=True) + Style(dim=True)
+            else:
+                got = self.get_component_rich_style(name)
+            self._styles[name] = got
+        return got
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._styles.clear()
+        self._lines.clear()
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
         cols = self.shown_columns()
-        base = self.rich_style
+        base = self.style("")
         if y == 0:
-            style = self.get_component_rich_style("virtual-table--header")
-            return self._strip(self.header_text(cols), width, base + style)
+            return self._strip(self.header_line(cols), width, base + self.style("virtual-table--header"))
         pos = self.window.top + y - 1
         if pos >= self.window.size:
             return Strip.blank(width, base)
         row = self.window.row(pos)
+        values = None if row is None else tuple(self.cells(row))
+        cursor = 0 if pos != self.window.cursor else 2 if self.has_focus else 1
+        key = (values, row is not None and row.ended, pos % 2, cursor, width, self._layouts)
+        strip = self._lines.get(key)
+        if strip is not None:
+            return strip
         style = base
         if pos % 2:
-            style += self.get_component_rich_style("virtual-table--odd")
-        if row is None:
-            text = Text("…", no_wrap=True)
-            style += self.get_component_rich_style("virtual-table--pending")
+            style += self.style("virtual-table--odd")
+        if values is None:
+            text = "…"
+            style += self.style("virtual-table--pending")
         else:
-            text = self.row_text(cols, self.cells(row))
-            if row.ended:
-                style += self.get_component_rich_style("virtual-table--ended")
-        if pos == self.window.cursor and self.has_focus:
-            style += self.get_component_rich_style("virtual-table--cursor")
-        elif pos == self.window.cursor:
-            style += self.get_component_rich_style("virtual-table--cursor", partial=True) + Style(dim=True)
-        return self._strip(text, width, style)
+            text = self.row_line(cols, values)
+            if key[1]:
+                style += self.style("virtual-table--ended")
+        if cursor == 2:
+            style += self.style("virtual-table--cursor")
+        elif cursor == 1:
+            style += self.style("virtual-table--cursor-blurred")
+        strip = self._strip(text, width, style)
+        if len(self._lines) > 8 * max(self.body_height, 10):
+            self._lines.clear()
+        self._lines[key] = strip
+        return strip
 
-    def _strip(self, text: Text, width: int, style: Style) -> Strip:
-        segments = [Segment(seg.text, style + seg.style if seg.style else style)
-                    for seg in text.render(self.app.console) if seg.text != "\n"]
-        return Strip(segments).adjust_cell_length(width, style)
+    @staticmethod
+    def _strip(line: str, width: int, style: Style) -> Strip:
+        """One segment, exactly ``width`` cells: the cheapest strip Textual draws."""
+        return Strip([Segment(set_cell_size(line, width), style)], width)
 
     def on_focus(self) -> None:
+        self._styles.clear()
         self.refresh()
 
     def on_blur(self) -> None:
+        self._styles.clear()
         self.refresh()
