@@ -89,7 +89,7 @@ class ScreenClock:
         """Event-loop thread CPU (ms) from each key's delivery to its frame: the app's own
         work, apart from time the machine gave to other processes."""
         clock = self
-        render, moved = VirtualTable.render_line, VirtualTable._moved
+        render, moved, jumped = VirtualTable.render_line, VirtualTable._moved, VirtualTable._jumped
 
         def render_line(table, y):  # type: ignore[no-untyped-def]
             strip = render(table, y)
@@ -103,8 +103,13 @@ class ScreenClock:
             clock.handled = True
             return moved(table, *args)
 
+        def _jumped(table):  # type: ignore[no-untyped-def]
+            clock.handled = True
+            return jumped(table)
+
         VirtualTable.render_line = render_line  # type: ignore[method-assign]
         VirtualTable._moved = _moved  # type: ignore[method-assign]
+        VirtualTable._jumped = _jumped  # type: ignore[method-assign]
 
     async def press(self, app, key: str, want=lambda table: True, timeout: float = 30.0) -> float:  # type: ignore[no-untyped-def]
         """Deliver ``key`` as a terminal would (one Key event, no test-harness waits) and

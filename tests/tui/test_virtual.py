@@ -184,3 +184,35 @@ async def test_filter_folds_case_beyond_ascii_through_the_server_step(make_store
             await wait_for(pilot, lambda want=want: not panel.scanning
                            and set(panel.matches) == {sids[n] for n in want})
             assert panel.table.window.total == len(want)
+
+
+async def test_end_keeps_the_screen_until_its_rows_are_read_then_draws_once(make_store, clock, monkeypatch) -> None:
+    store = filled(make_store, clock)
+    app = app_for(store)
+    async with app.run_test(size=(100, 30)) as pilot:
+        t = app.query_one("#active-table", VirtualTable)
+        await wait_for(pilot, lambda: t.row_count > 0 and t.window.total == N)
+        gate = threading.Event()
+        real = app.source.window
+
+        def held(*a, **k):  # the read End starts waits for the test
+            gate.wait(10)
+            return real(*a, **k)
+
+        monkeypatch.setattr(app.source, "window", held)
+        monkeypatch.setattr(app, "request_refresh", lambda delay=0.0: None)  # no polls meanwhile
+        await pilot.pause()
+        first = t.window.rows[0].session.username
+        last = store.get(sid_of(N - 1)).username
+        assert first in screen_text(app) and last not in screen_text(app)
+        await pilot.press("end")
+        assert t.window.cursor == N - 1 and not t.window.rows  # the rows of the end are being read
+        await pilot.pause()
+        shown = screen_text(app)
+        assert first in shown and "…" not in shown  # not a screenful of "…" first
+        assert "rows 2979–3000 of 3000" in shown  # the status line says where the view is going
+        await wait_for(pilot, lambda: "…" in screen_text(app), timeout=10)  # a slow read: then it says so
+        gate.set()
+        await wait_for(pilot, lambda: t.window.selected is not None and t.window.selected.sid == sid_of(N - 1))
+        await wait_for(pilot, lambda: last in screen_text(app))
+        assert "…" not in screen_text(app) and first not in screen_text(app)

@@ -40,6 +40,8 @@ class Column:
 
 
 Cells = Callable[[object], Sequence[str]]
+JUMP_PATIENCE = 0.25
+"""Seconds Home or End leave the screen as it was while their rows are read."""
 
 
 class VirtualTable(ScrollView, can_focus=True):
@@ -241,11 +243,19 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def action_home(self) -> None:
         self.window.follow()
-        self._moved()
+        self._jumped()
 
     def action_end(self) -> None:
         self.window.follow_end()
-        self._moved()
+        self._jumped()
+
+    def _jumped(self) -> None:
+        """A jump to either end reads a new window: the screen keeps what it shows until that
+        read lands (the owner's :meth:`sync`), or for :data:`JUMP_PATIENCE` seconds, after
+        which the rows still being read show as "…". A jump is one full redraw, not two."""
+        self.set_timer(JUMP_PATIENCE, self.sync)
+        self.post_message(self.Wanted(self))
+        self.post_message(self.Moved(self))
 
     def on_key(self, event) -> None:  # type: ignore[no-untyped-def]
         if event.key == "enter":
