@@ -247,10 +247,13 @@ def _scan(admin: redis.Redis, store: SessionStore, size: int, sec: Section, prog
               f"{r['total']:,.2f}", f"{r['scanned'] / r['total']:,.0f}",
               f"{r['scanned']:,.0f} / {r['candidates']:,.0f} / {r['matches']:,.0f} / {r['steps']:,.0f}",
               f"{r['cpu']:.2f}", f"{r['longest'] * 1000:,.1f}", f"{r['slow']:.0f} ({r['worst']:,.1f} ms)")
-    t.notes.append("One step: one FCALL_RO of scan_match, which walks the user index (ZRANGEBYLEX, 64 "
-                   "members a batch, so a session is met once), reads the fields the filter needs of each "
-                   "session (HMGET; the user comes from the index member) and tests the terms (ASCII "
-                   "case-insensitive) until 2 ms of the server's clock are spent; sessions it decides come "
+    from core.plans import SCAN_BATCH, SCAN_BUDGET_US
+
+    t.notes.append("One step: one FCALL_RO of scan_match, which walks the user index (ZRANGEBYLEX, "
+                   f"{SCAN_BATCH} members a batch, so a session is met once), reads the fields the filter "
+                   "needs of each session (HMGET; the user comes from the index member) and tests the "
+                   f"terms (ASCII case-insensitive) until {SCAN_BUDGET_US / 1000:g} ms of the server's "
+                   "clock are spent; sessions it decides come "
                    "back as ids, those holding text a Unicode casefold could read differently come back with "
                    "their fields for the client's exact test, and the client reads the matches' hashes (up "
                    "to the filter's cap of 10,000 held). Matches appear in user order, "
