@@ -31,6 +31,8 @@ class Config:
     memory_reps: int = 3
     paint_runs: int = 3
     live_seconds: float = 6.0
+    keys_seconds: float = 25.0
+    """Key presses under the live load: about 10 a second, so a p99 is more than the worst key."""
     live_rate: int = 1000
     """Logins per second of the live-path load generator."""
     flag_injections: int = 5
@@ -59,13 +61,14 @@ QUICK = replace(
     FULL, reps=3, rt_ops=600, async_ops=1000, flask_requests=400, scale_sizes=(1_000, 20_000),
     refreshes=5, sweep_sessions=10_000, sweep_batches=(50,), sweep_reps=1, memory_sessions=2000,
     memory_reps=1, paint_runs=1, bulk_sizes=(20_000,),
-    live_seconds=2.0, ssh_idle_seconds=4.0, cluster_users=2_000, cluster_cpu_logins=500, label="quick",
+    live_seconds=2.0, keys_seconds=4.0, ssh_idle_seconds=4.0, cluster_users=2_000, cluster_cpu_logins=500,
+    label="quick",
 )
 
 TINY = replace(
     FULL, reps=2, rt_ops=40, async_ops=100, concurrency=10, flask_requests=30, scale_sizes=(600, 1200),
     refreshes=2, sweep_sessions=300, sweep_batches=(50,), sweep_reps=1, memory_sessions=200, memory_reps=1,
-    bulk_sizes=(400,), live_seconds=0.5, live_rate=200, flag_injections=2, ssh_counts=(1,),
+    bulk_sizes=(400,), live_seconds=0.5, keys_seconds=0.5, live_rate=200, flag_injections=2, ssh_counts=(1,),
     ssh_idle_seconds=0.5, cluster_users=300, cluster_cpu_logins=60, screenful_sizes=(1500, 3000),
     tui=False, flask_session=False, install=False, out=None,
     label="tiny",

@@ -109,7 +109,7 @@ def run(url: str, cfg: Config, progress: Progress) -> Section:
         sec.headline.append((f"event → dashboard screen at {rate:,} logins/s",
                              f"p50 {percentile(dl, .5) * 1000:.0f} ms, p99 {p99:.0f} ms; CPU "
                              f"{res['load_cpu'] * 100:.0f}% of a core (idle {res['idle_cpu'] * 100:.1f}%)"))
-        _keys(url, rate, secs, sec, progress)
+        _keys(url, rate, cfg.keys_seconds, sec, progress)
     else:
         sec.not_done.append("dashboard event-to-screen latency and CPU share: dashboard not measured in this "
                             "configuration")

@@ -231,6 +231,10 @@ def _scan(admin: redis.Redis, store: SessionStore, size: int, sec: Section, prog
     admin.config_set("slowlog-log-slower-than", 5000)
     admin.config_set("slowlog-max-len", 100_000)  # every slow call counted, not the last 128
     runs = []
+    from tui.query import parse
+
+    fields, terms = parse("warm-up").scan_plan()
+    store.scan_step("active", 0, fields=fields, terms=terms)  # loads the function library (not a scan step)
     try:
         for what, text in scan_queries(size):
             progress(f"scale: substring filter '{text}' over {size:,} sessions")

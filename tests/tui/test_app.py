@@ -499,3 +499,49 @@ async def test_a_filter_holds_at_most_the_cap_and_says_so(seeded, monkeypatch) -
         await pilot.press(*".org", *["backspace"] * 11, *"alice")  # two match: under the cap, no note
         await wait_for(pilot, lambda: not panel.scanning and row_count(app, "active") == 2)
         assert "2 matches · scanned" in screen_text(app) and "most a filter" not in screen_text(app)
+
+
+async def test_a_dashboard_process_freezes_its_startup_heap_once_painted(seeded, monkeypatch) -> None:
+    import tui.app
+
+    calls: list[str] = []
+    monkeypatch.setattr(tui.app.gc, "collect", lambda *a: calls.append("collect") or 0)
+    monkeypatch.setattr(tui.app.gc, "freeze", lambda: calls.append("freeze"))
+    store, _ = seeded
+    app = make_app(store, freeze_heap=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: calls, timeout=20)
+        assert calls == ["collect", "freeze"] and row_count(app, "active") == 5  # garbage first, then the rest
+    plain = make_app(store)  # tests, and anything running several apps in one process: never
+    async with plain.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: row_count(plain, "active") == 5)
+        await pilot.pause(tui.app.HEAP_SETTLES + 0.2)
+    assert calls == ["collect", "freeze"]
+
+
+async def test_status_lines_repaint_without_a_layout_pass(seeded, monkeypatch) -> None:
+    from textual.widget import Widget
+
+    from tui.widgets.line import Line
+
+    asked: list[tuple[str, bool]] = []
+    real = Widget.refresh
+
+    def spy(self, *regions, **kw):  # type: ignore[no-untyped-def]
+        if isinstance(self, Line):
+            asked.append((self.id or "", bool(kw.get("layout"))))
+        return real(self, *regions, **kw)
+
+    store, _ = seeded
+    app = make_app(store)
+    async with app.run_test(size=SIZE) as pilot:
+        await wait_for(pilot, lambda: row_count(app, "active") == 5)
+        monkeypatch.setattr(Widget, "refresh", spy)
+        info = app.query_one("#active-info", Line)
+        before = len(asked)
+        await pilot.press("j", "j")  # the info line says where the cursor is
+        await wait_for(pilot, lambda: "holding" in str(info.render()))
+        said = asked[before:]
+        assert ("active-info", False) in said and ("active-info", True) not in said
+        info.say(info._said)  # the same text again: nothing to draw
+        assert len(asked) == before + len(said)
