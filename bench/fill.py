@@ -2,7 +2,9 @@
 session, the same keys and fields ``core/lua/login.lua`` writes (the overview's sorted
 sets and pair counts included) (key names from
 :class:`core.Schema`, passed in as prefixes like core's own scripts), without the
-per-login event line (the event log is capped, so it is filled once to its cap instead).
+per-login event line (the event log is capped, so it is filled once to its cap instead) and
+the per-minute login counters (a few keys whatever the number of sessions).
+``tests/test_bench_fill.py`` checks it against a real login.
 
 Thousands of sessions per EVAL call: 1,000,000 sessions in well under two minutes.
 """
@@ -34,6 +36,7 @@ local types = {'web', 'mobile', 'api'}
 local by_app, by_type = {}, {}
 local per_ip, pairs_args, per_user_n = {}, {}, {}
 local function fmt(ts) return string.format('%.3f', ts) end
+local pol = string.format('%d/%d/%d', idle, absolute, retention) -- as core.plans.policy_field
 for i = first, first + (count - 1) * stride, stride do
   local sid = string.format('%032x', i) .. tag
   local username = string.format('user%08d', math.floor(i / per_user))
@@ -45,8 +48,7 @@ for i = first, first + (count - 1) * stride, stride do
   local skey = P_SESSION .. sid
   redis.call('HSET', skey, 'username', username, 'app', app, 'type', stype, 'ip', ip,
     'user_agent', 'Mozilla/5.0 (bench loader)', 'login_time', fmt(login), 'last_seen', fmt(login),
-    'expires_at', fmt(exp), 'max_expires_at', fmt(max_exp), 'idle_ttl', tostring(idle), 'status', 'active',
-    'email', username .. '@example.com')
+    'expires_at', fmt(exp), 'pol', pol, 'status', 'active', 'email', username .. '@example.com')
   redis.call('PEXPIRE', skey, math.floor((exp - now + retention) * 1000))
   redis.call('SADD', P_ACTIVE .. username, sid)
   redis.call('EXPIRE', P_ACTIVE .. username, user_ttl)
@@ -59,7 +61,7 @@ for i = first, first + (count - 1) * stride, stride do
   redis.call('ZADD', G_APPLEX, 0, app .. '\0' .. sid)
   -- as login.lua: by id and address (user and app are found through the lex indexes above)
   redis.call('ZADD', G_SEARCH, 0, 's:' .. sid, 0, 'i:' .. ip .. '|' .. sid)
-  redis.call('SET', P_CACHE .. sid, cjson.encode({sid = sid, username = username, app = app, type = stype,
+  redis.call('SET', P_CACHE .. sid, cjson.encode({username = username, app = app, type = stype,
     ip = ip, status = 'active', login_time = login, last_seen = login, expires_at = exp,
     email = username .. '@example.com'}), 'EX', cache_ttl)
   by_app[app] = (by_app[app] or 0) + 1
