@@ -3,49 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import Callable
 
 import pytest
+from feed_collector import Collector
 
 from core import AsyncSessionStore, Event, SessionStore
 from core.embedded import RedisServer
-from core.feed import EventFeed, ExpiryHint, FeedState, FeedStatus, Resync, afeed
+from core.feed import ExpiryHint, FeedState, FeedStatus, Resync, afeed
 from core.plans import EventsSince
 from core.schema import Schema
-
-
-class Collector:
-    """Runs an EventFeed in a thread and lets a test wait for what it delivered."""
-
-    def __init__(self, store: SessionStore, **kw: object) -> None:
-        self.feed = EventFeed(store, heartbeat=0.3, backoff=(0.05, 0.3), **kw)
-        self.items: list[object] = []
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        for item in self.feed.run(self.stop):
-            self.items.append(item)
-
-    def wait_for(self, cond: Callable[[list[object]], bool], timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if cond(self.items):
-                return
-            time.sleep(0.02)
-        raise AssertionError(f"feed condition not met; got {self.items[-10:]}")
-
-    def seqs(self) -> list[int]:
-        return [x.seq for x in self.items if isinstance(x, Event) and x.seq is not None]
-
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(5)
-        self.feed.close()
-        assert not self.thread.is_alive()
 
 
 @pytest.fixture
@@ -60,15 +27,15 @@ def test_backlog_then_live_then_pubsub_kill_no_gap_no_duplicate(server):
     for i in range(3):
         store.login(f"early{i}", app="crm")
     col = Collector(store)
-    col.wait_for(lambda items: any(isinstance(x, Resync) for x in items))
+    col.wait_for(lambda: any(isinstance(x, Resync) for x in col.items))
     assert col.seqs() == [1, 2, 3]
     for i in range(20):
         store.login(f"u{i}", app="crm")
         if i == 10:
             store.client.client_kill_filter(_type="pubsub")
-    col.wait_for(lambda items: len(col.seqs()) == 23)
+    col.wait_for(lambda: len(col.seqs()) == 23)
     store.login("last", app="crm")  # a marker: once it arrives, any duplicate before it has too
-    col.wait_for(lambda items: 24 in col.seqs())
+    col.wait_for(lambda: 24 in col.seqs())
     assert col.seqs() == list(range(1, 25))
     col.close()
     store.close()
@@ -84,19 +51,19 @@ def wait_aof_written(client, timeout: float = 30.0) -> None:
 def test_crash_and_restart_with_aof_catches_up(server):
     store = SessionStore.from_url(server.url)
     col = Collector(store)
-    col.wait_for(lambda items: any(isinstance(x, Resync) for x in items))
+    col.wait_for(lambda: any(isinstance(x, Resync) for x in col.items))
     for i in range(5):
         store.login(f"a{i}", app="crm")
-    col.wait_for(lambda items: len(col.seqs()) == 5)
+    col.wait_for(lambda: len(col.seqs()) == 5)
     # kill -9 keeps what Redis has write()n to the AOF (the page cache survives a process
     # crash; everysec only delays the fsync): wait until its AOF buffer is empty.
     wait_aof_written(store.client)
     server.kill()
-    col.wait_for(lambda items: any(isinstance(x, FeedStatus) and not x.connected for x in items), 5)
+    col.wait_for(lambda: any(isinstance(x, FeedStatus) and not x.connected for x in col.items), 5)
     server.start()
     for i in range(5):
         store.login(f"b{i}", app="crm")
-    col.wait_for(lambda items: len(col.seqs()) == 10)
+    col.wait_for(lambda: len(col.seqs()) == 10)
     assert col.seqs() == list(range(1, 11))
     assert isinstance([x for x in col.items if isinstance(x, FeedStatus)][-1], FeedStatus)
     assert [x for x in col.items if isinstance(x, FeedStatus)][-1].connected
@@ -109,12 +76,12 @@ def test_data_loss_is_detected_as_rewind(server):
     col = Collector(store)
     for i in range(3):
         store.login(f"a{i}", app="crm")
-    col.wait_for(lambda items: len(col.seqs()) == 3)
+    col.wait_for(lambda: len(col.seqs()) == 3)
     store.client.flushall()  # the server lost everything: seq starts again at 1
     store.client.client_kill_filter(_type="pubsub")
     for i in range(3):
         store.login(f"b{i}", app="crm")
-    col.wait_for(lambda items: [e.username for e in items if isinstance(e, Event)][-3:] == ["b0", "b1", "b2"])
+    col.wait_for(lambda: [e.username for e in col.items if isinstance(e, Event)][-3:] == ["b0", "b1", "b2"])
     assert any(isinstance(x, Resync) and x.gap for x in col.items)
     col.close()
     store.close()
@@ -123,17 +90,17 @@ def test_data_loss_is_detected_as_rewind(server):
 def test_frozen_server_is_noticed_by_the_heartbeat(server):
     store = SessionStore.from_url(server.url)
     col = Collector(store)
-    col.wait_for(lambda items: any(isinstance(x, Resync) for x in items))
+    col.wait_for(lambda: any(isinstance(x, Resync) for x in col.items))
     server.pause()
     try:
         started = time.monotonic()
-        col.wait_for(lambda items: any(isinstance(x, FeedStatus) and not x.connected for x in items), 5)
+        col.wait_for(lambda: any(isinstance(x, FeedStatus) and not x.connected for x in col.items), 5)
         noticed = time.monotonic() - started
     finally:
         server.resume()
     assert noticed < 2.0
     store.login("after", app="crm")
-    col.wait_for(lambda items: [e.username for e in items if isinstance(e, Event)][-1:] == ["after"])
+    col.wait_for(lambda: [e.username for e in col.items if isinstance(e, Event)][-1:] == ["after"])
     col.close()
     store.close()
 
@@ -141,11 +108,11 @@ def test_frozen_server_is_noticed_by_the_heartbeat(server):
 def test_plain_text_lines_from_other_apps_are_picked_up(server):
     store = SessionStore.from_url(server.url)
     col = Collector(store)
-    col.wait_for(lambda items: any(isinstance(x, Resync) for x in items))
+    col.wait_for(lambda: any(isinstance(x, Resync) for x in col.items))
     store.client.lpush(store.schema.events, "legacy app: olduser logged in")
-    col.wait_for(lambda items: any(isinstance(x, Event) and x.kind == "text" for x in items))
+    col.wait_for(lambda: any(isinstance(x, Event) and x.kind == "text" for x in col.items))
     store.login("next", app="crm")
-    col.wait_for(lambda items: len(col.seqs()) == 1)
+    col.wait_for(lambda: len(col.seqs()) == 1)
     texts = [x.raw for x in col.items if isinstance(x, Event) and x.kind == "text"]
     assert texts == ["legacy app: olduser logged in"]
     col.close()
@@ -155,13 +122,13 @@ def test_plain_text_lines_from_other_apps_are_picked_up(server):
 def test_expiry_hint_from_keyspace_notifications(server):
     store = SessionStore.from_url(server.url)
     col = Collector(store)
-    col.wait_for(lambda items: any(isinstance(x, Resync) for x in items))
+    col.wait_for(lambda: any(isinstance(x, Resync) for x in col.items))
     store.client.set(store._for_sid("short").schema.cache("short"), "x", px=50)
     deadline = time.monotonic() + 30
     while store.client.get(store._for_sid("short").schema.cache("short")) is not None:  # an access past expiry deletes it
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    col.wait_for(lambda items: any(isinstance(x, ExpiryHint) for x in items))
+    col.wait_for(lambda: any(isinstance(x, ExpiryHint) for x in col.items))
     col.close()
     store.close()
 

@@ -5,52 +5,20 @@ to event:logs; the pages read after the resync equal the truth in Redis."""
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+from feed_collector import Collector
 
 from core import ConnectOptions, Policy, SessionStore
 from core.embedded import RedisServer
-from core.feed import EventFeed, Resync
 from core.model import Event, parse_event
 from tests.faults import aof_server, client_kill_pubsub, set_pubsub_buffer_limit, wait_until
 
 pytestmark = [pytest.mark.real, pytest.mark.slow]
 
 OPTS = ConnectOptions(socket_timeout=0.5, connect_timeout=0.5, retries=1, backoff_cap=0.2)
-
-
-class Reader:
-    """A feed in a thread, like the dashboard's worker; ``hold`` stops it reading."""
-
-    def __init__(self, store: SessionStore) -> None:
-        self.feed = EventFeed(store, heartbeat=0.3, backoff=(0.05, 0.3))
-        self.items: list[object] = []
-        self.hold = threading.Event()
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        for item in self.feed.run(self.stop):
-            self.items.append(item)
-            while self.hold.is_set() and not self.stop.is_set():
-                time.sleep(0.01)  # not reading: Redis's output buffer for us fills up
-
-    def seqs(self) -> list[int]:
-        return [x.seq for x in self.items if isinstance(x, Event) and x.seq is not None]
-
-    def resyncs(self) -> int:
-        return sum(isinstance(x, Resync) for x in self.items)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.hold.clear()
-        self.thread.join(5)
-        self.feed.close()
-        assert not self.thread.is_alive()
 
 
 @pytest.fixture
@@ -78,7 +46,7 @@ def test_subscriber_killed_during_logouts_resyncs_without_gap(server: RedisServe
     writer = SessionStore.from_url(server.url, options=OPTS, policy=Policy(idle_ttl=3600))
     dash = SessionStore.from_url(server.url, options=OPTS)
     sessions = [writer.login(f"u{i % 30}", app="crm")[0] for i in range(150)]
-    reader = Reader(dash)
+    reader = Collector(dash)
     wait_until(lambda: reader.resyncs() >= 1)
     kills = 0
     resynced_before = reader.resyncs()
@@ -114,7 +82,7 @@ def test_slow_subscriber_dropped_by_redis_is_detected_and_resynced(server: Redis
     set_pubsub_buffer_limit(server.url, "64kb 32kb 1")
     writer = SessionStore.from_url(server.url, options=OPTS)
     dash = SessionStore.from_url(server.url, options=OPTS)
-    reader = Reader(dash)
+    reader = Collector(dash)
     wait_until(lambda: reader.resyncs() >= 1)
     writer.login("first", app="crm")
     wait_until(lambda: len(reader.seqs()) >= 1)
